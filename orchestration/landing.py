@@ -1,0 +1,296 @@
+"""The landing zone: find every raw file, check it can be read, and expose each source to dbt.
+
+For each source folder this module
+- lists every file (any depth), by format (CSV, Parquet, JSON Lines, optionally gzipped),
+- checks each new file can be read and counts its rows (files are immutable once landed, so
+  a file seen before with the same size and modification time is not read again),
+- writes the inventory to the working database (`landing.file_inventory`, the `raw_rows` side
+  of reconciliation), and
+- creates one view per source (`raw.<source>`) that reads all its files with every contract
+  column as text, matched case-insensitively, plus `_extra` (unknown columns as a JSON object),
+  `_file`, `_row` and `_parse_error` (a JSON line that is not JSON).
+
+dbt's staging models read those views: typing, normalising, deduplicating and quarantining
+happen there, set-based. A file that cannot be read stops the run with a message naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+IDENTIFIERS = ["user_id", "anonymous_id", "email", "phone"]
+SOURCE_COLUMNS: dict[str, list[str]] = {
+    "events": ["event_id", "event_type", "occurred_at", "channel", *IDENTIFIERS, "amount",
+               "currency", "order_id", "properties"],
+    "orders": ["order_id", "ordered_at", "amount", "currency", "status", "channel", "store_id",
+               "updated_at", *IDENTIFIERS],
+    "customers": ["user_id", "updated_at", "email", "phone", "name", "gender", "birth_date",
+                  "birth_year", "country", "region", "city", "signup_at", "acquisition_channel",
+                  "marketing_consent"],
+    "campaign_touches": ["touch_id", "campaign_id", "campaign_type", "sent_at", "channel", "offer",
+                         "cost", "group", *IDENTIFIERS],
+    "privacy_requests": ["request_id", "request_type", "requested_at", "user_id", "email",
+                         "phone"],
+}
+SOURCES = list(SOURCE_COLUMNS)
+# columns holding nested JSON that must stay JSON text, not DuckDB's struct rendering
+JSON_COLUMNS = {"properties"}
+_FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".jsonl": "json",
+            ".ndjson": "json", ".jsonl.gz": "json", ".ndjson.gz": "json"}
+
+
+class LandingError(Exception):
+    """A raw file that cannot be used; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class RawFile:
+    source: str
+    path: str
+    fmt: str
+    size: int
+    mtime_ns: int
+
+
+def file_format(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix in sorted(_FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return _FORMATS[suffix]
+    return None
+
+
+def scan_raw_dir(raw_dir: Path) -> tuple[list[RawFile], list[str]]:
+    """Every data file under raw_dir/<source>/ (any depth), and the paths that were skipped
+    (unknown extensions, hidden files) so they can be reported, not silently ignored."""
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise LandingError(f"raw dir {raw_dir} does not exist or is not a folder.")
+    files, skipped = [], []
+    for source in SOURCES:
+        folder = raw_dir / source
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file():
+                continue
+            fmt = file_format(path)
+            if fmt is None or any(part.startswith((".", "_")) for part in
+                                  path.relative_to(folder).parts):
+                skipped.append(str(path))
+                continue
+            st = path.stat()
+            files.append(RawFile(source, str(path.resolve()), fmt, st.st_size, st.st_mtime_ns))
+    return files, skipped
+
+
+def _sql_list(paths: list[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _csv_reader(paths: list[str]) -> str:
+    return (f"read_csv({_sql_list(paths)}, all_varchar = true, union_by_name = true, "
+            "filename = true, header = true, delim = ',', quote = '\"', escape = '\"', "
+            "hive_partitioning = false, auto_detect = true)")
+
+
+def _parquet_reader(paths: list[str]) -> str:
+    return (f"read_parquet({_sql_list(paths)}, union_by_name = true, filename = true, "
+            "file_row_number = true, hive_partitioning = false)")
+
+
+def _json_lines(paths: list[str]) -> str:
+    # read JSON Lines as text lines so that a malformed line is kept (and quarantined) instead
+    # of failing the file or being skipped silently
+    return (f"read_csv({_sql_list(paths)}, columns = {{'line': 'VARCHAR'}}, header = false, "
+            "delim = '\\x01', quote = '', escape = '', filename = true, "
+            "hive_partitioning = false, auto_detect = false)")
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, f: RawFile) -> int:
+    """Rows in one file; raises LandingError naming the file when it cannot be read."""
+    if f.size == 0:
+        return 0
+    try:
+        if f.fmt == "parquet":
+            sql = f"SELECT count(*) FROM {_parquet_reader([f.path])}"
+        elif f.fmt == "csv":
+            sql = f"SELECT count(*) FROM {_csv_reader([f.path])}"
+        else:
+            sql = f"SELECT count(*) FROM {_json_lines([f.path])} WHERE trim(line) <> ''"
+        return int(con.execute(sql).fetchall()[0][0])
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise LandingError(
+            f"{f.source} file {f.path} cannot be read as {f.fmt}: {first_line}. "
+            "Landed files are immutable: move this one out of the raw dir (or fix it and land "
+            "it under a new name) and run again."
+        ) from exc
+
+
+def build_inventory(con: duckdb.DuckDBPyConnection, files: list[RawFile]) -> list[dict]:
+    """Row counts for every file, reusing counts of files already seen unchanged."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS landing")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS landing.file_inventory (source VARCHAR, path VARCHAR, "
+        "format VARCHAR, size_bytes BIGINT, mtime_ns BIGINT, rows BIGINT)"
+    )
+    known = {
+        (p, s, m): r
+        for p, s, m, r in con.execute(
+            "SELECT path, size_bytes, mtime_ns, rows FROM landing.file_inventory"
+        ).fetchall()
+    }
+    rows = []
+    for f in files:
+        n = known.get((f.path, f.size, f.mtime_ns))
+        if n is None:
+            n = count_rows(con, f)
+        rows.append({"source": f.source, "path": f.path, "format": f.fmt, "size_bytes": f.size,
+                     "mtime_ns": f.mtime_ns, "rows": n})
+    con.execute("DELETE FROM landing.file_inventory")
+    if rows:
+        con.executemany(
+            "INSERT INTO landing.file_inventory VALUES (?, ?, ?, ?, ?, ?)",
+            [tuple(r.values()) for r in rows],
+        )
+    return rows
+
+
+def _column_map(con: duckdb.DuckDBPyConnection, relation_sql: str) -> dict[str, list[str]]:
+    """lower-cased name -> actual column names (several when files differ only in case)."""
+    cols: dict[str, list[str]] = {}
+    for name, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall():
+        cols.setdefault(name.lower(), []).append(name)
+    return cols
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _typed_select(con, relation_sql: str, known: list[str], fmt: str) -> str:
+    cols = _column_map(con, relation_sql)
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
+                             f"{relation_sql})").fetchall())
+
+    def as_text(actual: str) -> str:
+        nested = types[actual].upper().startswith(("STRUCT", "MAP", "JSON")) or \
+            types[actual].upper().endswith("[]")
+        if nested:
+            return f"CAST(to_json({_quote(actual)}) AS VARCHAR)"
+        return f"CAST({_quote(actual)} AS VARCHAR)"
+
+    parts = []
+    for col in known:
+        actual = cols.get(col, [])
+        if not actual:
+            parts.append(f"CAST(NULL AS VARCHAR) AS {_quote(col)}")
+        elif len(actual) == 1:
+            parts.append(f"{as_text(actual[0])} AS {_quote(col)}")
+        else:
+            parts.append(f"coalesce({', '.join(as_text(a) for a in actual)}) AS {_quote(col)}")
+    internal = {"filename", "file_row_number"}
+    extra = [a for lower, names in cols.items() if lower not in known and lower not in internal
+             for a in names]
+    if extra:
+        pairs = ", ".join(f"'{a.lower()}', {as_text(a)}" for a in extra)
+        parts.append(f"CAST(json_object({pairs}) AS VARCHAR) AS _extra")
+    else:
+        parts.append("CAST(NULL AS VARCHAR) AS _extra")
+    parts.append("filename AS _file")
+    row = "file_row_number + 1" if fmt == "parquet" else "NULL"
+    parts.append(f"CAST({row} AS BIGINT) AS _row")
+    parts.append("CAST(NULL AS VARCHAR) AS _parse_error")
+    return f"SELECT {', '.join(parts)} FROM {relation_sql}"
+
+
+def _json_select(con, paths: list[str], known: list[str]) -> str:
+    lines = f"(SELECT line, filename, try(json(line)) AS j FROM {_json_lines(paths)} " \
+            "WHERE trim(line) <> '')"
+    keys = [k for (k,) in con.execute(
+        f"SELECT DISTINCT unnest(json_keys(j)) FROM {lines} WHERE j IS NOT NULL "
+        "AND json_type(j) = 'OBJECT'"
+    ).fetchall()]
+    by_lower: dict[str, list[str]] = {}
+    for k in keys:
+        by_lower.setdefault(k.lower(), []).append(k)
+
+    def value(k: str) -> str:
+        path = "'$.\"" + k.replace("'", "''").replace('"', '\\"') + "\"'"
+        # nested objects stay JSON text; scalars become their plain text
+        return (f"CASE WHEN json_type(j, {path}) IN ('OBJECT', 'ARRAY') "
+                f"THEN CAST(json_extract(j, {path}) AS VARCHAR) "
+                f"ELSE json_extract_string(j, {path}) END")
+
+    parts = []
+    for col in known:
+        actual = by_lower.get(col, [])
+        expr = "coalesce(" + ", ".join(value(a) for a in actual) + ")" if actual else "NULL"
+        parts.append(f"CAST({expr} AS VARCHAR) AS {_quote(col)}")
+    extra = [a for lower, names in by_lower.items() if lower not in known for a in names]
+    if extra:
+        pairs = ", ".join(f"'{a.lower()}', json_extract(j, '$.\"{a}\"')" for a in extra)
+        parts.append(f"CAST(json_object({pairs}) AS VARCHAR) AS _extra")
+    else:
+        parts.append("CAST(NULL AS VARCHAR) AS _extra")
+    parts.append("filename AS _file")
+    parts.append("CAST(NULL AS BIGINT) AS _row")
+    parts.append("CASE WHEN j IS NULL OR json_type(j) <> 'OBJECT' THEN left(line, 200) END "
+                 "AS _parse_error")
+    return f"SELECT {', '.join(parts)} FROM {lines}"
+
+
+def source_view_sql(con: duckdb.DuckDBPyConnection, source: str, files: list[dict]) -> str:
+    """One SELECT over every non-empty file of a source, all formats, as text columns."""
+    known = SOURCE_COLUMNS[source]
+    branches = []
+    for fmt in ("csv", "parquet", "json"):
+        paths = [f["path"] for f in files if f["format"] == fmt and f["size_bytes"] > 0]
+        if not paths:
+            continue
+        if fmt == "csv":
+            branches.append(_typed_select(con, _csv_reader(paths), known, fmt))
+        elif fmt == "parquet":
+            branches.append(_typed_select(con, _parquet_reader(paths), known, fmt))
+        else:
+            branches.append(_json_select(con, paths, known))
+    if not branches:
+        empty = ", ".join(f"CAST(NULL AS VARCHAR) AS {_quote(c)}" for c in known)
+        return (f"SELECT {empty}, CAST(NULL AS VARCHAR) AS _extra, CAST(NULL AS VARCHAR) AS "
+                "_file, CAST(NULL AS BIGINT) AS _row, CAST(NULL AS VARCHAR) AS _parse_error "
+                "WHERE false")
+    return "\nUNION ALL\n".join(branches)
+
+
+def land(work_db: Path, raw_dir: Path, pii_key: str) -> dict[str, dict]:
+    """Inventory the raw dir and (re)create the raw.<source> views in the working database.
+    Returns per-source file and row counts."""
+    files, skipped = scan_raw_dir(raw_dir)
+    for path in skipped:
+        log.warning("ignoring %s: not a CSV, Parquet or JSON Lines file (or hidden)", path)
+    work_db.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(work_db)) as con:
+        inventory = build_inventory(con, files)
+        con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        summary = {}
+        for source in SOURCES:
+            mine = [f for f in inventory if f["source"] == source]
+            con.execute(f"CREATE OR REPLACE VIEW raw.{source} AS {source_view_sql(con, source, mine)}")
+            summary[source] = {
+                "files": len(mine),
+                "empty_files": sum(1 for f in mine if f["rows"] == 0),
+                "rows": sum(f["rows"] for f in mine),
+                "bytes": sum(f["size_bytes"] for f in mine),
+            }
+        # the key for keyed hashes of personal data lives only in the working database, so it
+        # never appears in compiled SQL, logs or the serving database
+        con.execute("CREATE OR REPLACE TABLE landing.pii_key AS SELECT ? AS key", [pii_key])
+        summary["_skipped_files"] = {"files": len(skipped)}
+    return summary

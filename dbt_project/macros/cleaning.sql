@@ -1,0 +1,43 @@
+{#- Text cleaning shared by every staging model. -#}
+
+{% macro clean_text(col) -%}
+    nullif(trim({{ col }}), '')
+{%- endmacro %}
+
+{#- A raw timestamp string as a UTC timestamp. With an offset (Z, +08:00, -0500, +00) it is
+    converted to UTC; without one it is read in the source time zone. Unparseable: null. -#}
+{% macro parse_ts(col) -%}
+    case
+        when {{ clean_text(col) }} is null then null
+        when regexp_matches(trim({{ col }}), '(Z|z|[+-]\d{2}(:?\d{2})?)$')
+            then timezone('UTC', try_cast(trim({{ col }}) as timestamptz))
+        else timezone('UTC', timezone('{{ var("source_timezone") }}', try_cast(trim({{ col }}) as timestamp)))
+    end
+{%- endmacro %}
+
+{#- The business-calendar date of a UTC timestamp. -#}
+{% macro business_date(col) -%}
+    cast(timezone('{{ var("business_timezone") }}', timezone('UTC', {{ col }})) as date)
+{%- endmacro %}
+
+{#- First instant after the as-of business day, in UTC: data at or after it is not used. -#}
+{% macro as_of_end_utc() -%}
+    timezone('UTC', timezone('{{ var("business_timezone") }}', cast(date '{{ var("as_of_date") }}' + interval 1 day as timestamp)))
+{%- endmacro %}
+
+{% macro as_of_date() -%}
+    date '{{ var("as_of_date") }}'
+{%- endmacro %}
+
+{#- A decimal amount, null when the text is not a number. -#}
+{% macro parse_amount(col) -%}
+    try_cast({{ clean_text(col) }} as decimal(18, 2))
+{%- endmacro %}
+
+{#- Booleans as people write them; anything else is null (unknown). -#}
+{% macro parse_bool(col) -%}
+    case
+        when lower(trim({{ col }})) in ('true', 't', 'yes', 'y', '1') then true
+        when lower(trim({{ col }})) in ('false', 'f', 'no', 'n', '0') then false
+    end
+{%- endmacro %}

@@ -1,0 +1,61 @@
+{#- One row per person with a CRM profile: the latest version of each field as of the
+    as-of date (a later version with a blank field does not erase an earlier value), and
+    consent withdrawn by a privacy request on or before the as-of date. -#}
+with customers as (
+    select * from {{ ref('stg_customers') }}
+    where updated_at < {{ as_of_end_utc() }}
+),
+
+tuples as (
+    select * from {{ ref('int_identity_tuples') }}
+),
+
+withdrawals as (
+    select distinct tuples.user_key
+    from {{ ref('stg_privacy_requests') }} as requests
+    inner join tuples
+        on {{ identity_tuple_key('requests.user_id', 'null', 'requests.email_hash', 'requests.phone_hash') }}
+        = tuples.tuple_key
+    where requests.request_type = 'withdraw_consent' and requests.requested_at < {{ as_of_end_utc() }}
+),
+
+keyed as (
+    select
+        tuples.user_key,
+        customers.*
+    from customers
+    inner join tuples
+        on {{ identity_tuple_key('customers.user_id', 'null', 'customers.email_hash', 'customers.phone_hash') }}
+        = tuples.tuple_key
+),
+
+latest as (
+    select
+        user_key,
+        min(user_id) as user_id,
+        count(distinct user_id) as accounts,
+        arg_max(gender, updated_at) filter (where gender is not null) as gender,
+        arg_max(birth_year, updated_at) filter (where birth_year is not null) as birth_year,
+        arg_max(country, updated_at) filter (where country is not null) as country,
+        arg_max(region, updated_at) filter (where region is not null) as region,
+        arg_max(city, updated_at) filter (where city is not null) as city,
+        min(signup_at) as signup_at,
+        arg_min(acquisition_channel, updated_at) filter (where acquisition_channel is not null)
+            as acquisition_channel,
+        arg_max(marketing_consent, updated_at) filter (where marketing_consent is not null)
+            as marketing_consent,
+        max(updated_at) as profile_updated_at
+    from keyed
+    group by user_key
+),
+
+final as (
+    select
+        latest.* exclude (marketing_consent),
+        coalesce(latest.marketing_consent, false) and withdrawals.user_key is null as marketing_consent,
+        withdrawals.user_key is not null as consent_withdrawn
+    from latest
+    left join withdrawals on latest.user_key = withdrawals.user_key
+)
+
+select * from final

@@ -1,0 +1,40 @@
+{#- One row per event that occurred on or before the as-of date, with its person and business
+    date; erased people are left out. -#}
+with events as (
+    select * from {{ ref('stg_events') }}
+    where occurred_at < {{ as_of_end_utc() }}
+),
+
+tuples as (
+    select * from {{ ref('int_identity_tuples') }}
+),
+
+erased as (
+    select * from {{ ref('int_erased_users') }}
+),
+
+final as (
+    select
+        tuples.user_key,
+        events.event_id,
+        events.event_type,
+        events.occurred_at,
+        {{ business_date('events.occurred_at') }} as event_date,
+        events.channel,
+        events.user_id,
+        events.amount,
+        events.currency,
+        events.order_id,
+        events.properties,
+        events.is_known_event_type,
+        events.event_type in (
+            {%- for t in var('activity_event_types') %}'{{ t }}'{% if not loop.last %}, {% endif %}{% endfor -%}
+        ) as is_activity
+    from events
+    inner join tuples
+        on {{ identity_tuple_key('events.user_id', 'events.anonymous_id', 'events.email_hash', 'events.phone_hash') }}
+        = tuples.tuple_key
+    where tuples.user_key not in (select user_key from erased)
+)
+
+select * from final

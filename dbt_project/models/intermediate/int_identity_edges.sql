@@ -1,0 +1,41 @@
+{#- One row per pair of identifiers seen on the same row (neither of them shared). Each row's
+    identifiers are linked to its strongest one (account id, then email, phone, device). -#}
+with sightings as (
+    select * from {{ ref('int_identifier_sightings') }}
+),
+
+shared as (
+    select node_id from {{ ref('int_identity_nodes') }} where is_shared
+),
+
+usable as (
+    select
+        case when user_node in (select node_id from shared) then null else user_node end as user_node,
+        case when anonymous_node in (select node_id from shared) then null else anonymous_node end as anonymous_node,
+        case when email_node in (select node_id from shared) then null else email_node end as email_node,
+        case when phone_node in (select node_id from shared) then null else phone_node end as phone_node
+    from sightings
+),
+
+anchored as (
+    select
+        coalesce(user_node, email_node, phone_node, anonymous_node) as anchor,
+        anonymous_node,
+        email_node,
+        phone_node
+    from usable
+),
+
+pairs as (
+    select anchor as src, email_node as dst from anchored where email_node is not null
+    union
+    select anchor, phone_node from anchored where phone_node is not null
+    union
+    select anchor, anonymous_node from anchored where anonymous_node is not null
+),
+
+final as (
+    select src, dst from pairs where src <> dst
+)
+
+select * from final

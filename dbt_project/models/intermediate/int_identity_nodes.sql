@@ -1,0 +1,33 @@
+{#- One row per identifier (node of the identity graph), with whether it may link people.
+
+    Rule for shared identifiers: an anonymous id, email or phone seen together with more than
+    `identity_max_accounts_per_identifier` distinct account ids (user_id) is shared (a family
+    tablet, a store's till phone, a team mailbox). It links nobody: it stays a person of its
+    own, and rows identified only by it are attributed to that shared person. -#}
+with sightings as (
+    select * from {{ ref('int_identifier_sightings') }}
+),
+
+nodes as (
+    select user_node as node_id, 'user_id' as node_type, user_node, first_seen_at from sightings where user_node is not null
+    union all
+    select anonymous_node, 'anonymous_id', user_node, first_seen_at from sightings where anonymous_node is not null
+    union all
+    select email_node, 'email', user_node, first_seen_at from sightings where email_node is not null
+    union all
+    select phone_node, 'phone', user_node, first_seen_at from sightings where phone_node is not null
+),
+
+final as (
+    select
+        node_id,
+        node_type,
+        min(first_seen_at) as first_seen_at,
+        count(distinct user_node) as linked_accounts,
+        node_type <> 'user_id'
+        and count(distinct user_node) > {{ var('identity_max_accounts_per_identifier') }} as is_shared
+    from nodes
+    group by node_id, node_type
+)
+
+select * from final

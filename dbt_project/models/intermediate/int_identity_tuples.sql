@@ -1,0 +1,31 @@
+{#- One row per combination of identifiers seen on a row, with its person. A row's person is
+    the one of its first identifier that is not shared (account id, email, phone, device);
+    a row known only by shared identifiers belongs to the shared identifier's own person. -#}
+with sightings as (
+    select * from {{ ref('int_identifier_sightings') }}
+),
+
+identity_map as (
+    select * from {{ ref('int_identity_map') }}
+),
+
+final as (
+    select
+        {{ identity_tuple_key(
+            "substr(sightings.user_node, 3)", "substr(sightings.anonymous_node, 3)",
+            "substr(sightings.email_node, 3)", "substr(sightings.phone_node, 3)") }} as tuple_key,
+        coalesce(
+            case when not u.is_shared then u.user_key end,
+            case when not e.is_shared then e.user_key end,
+            case when not p.is_shared then p.user_key end,
+            case when not a.is_shared then a.user_key end,
+            u.user_key, e.user_key, p.user_key, a.user_key
+        ) as user_key
+    from sightings
+    left join identity_map as u on sightings.user_node = u.node_id
+    left join identity_map as a on sightings.anonymous_node = a.node_id
+    left join identity_map as e on sightings.email_node = e.node_id
+    left join identity_map as p on sightings.phone_node = p.node_id
+)
+
+select distinct * from final

@@ -1,0 +1,56 @@
+{#- One row per person per business day on which they did anything (an event or an order),
+    up to the as-of date. `is_active` follows the contract: an order, or an event whose type
+    is in `activity_event_types`. -#}
+with events as (
+    select * from {{ ref('int_events') }}
+),
+
+orders as (
+    select * from {{ ref('int_orders') }}
+),
+
+event_days as (
+    select
+        user_key,
+        event_date as activity_date,
+        count(*) as events,
+        count(*) filter (where is_activity) as activity_events,
+        count(*) filter (where event_type = 'session_start') as sessions,
+        count(*) filter (where event_type = 'purchase') as purchase_events,
+        count(*) filter (where event_type = 'support_ticket') as support_tickets,
+        count(distinct channel) as event_channels
+    from events
+    group by user_key, event_date
+),
+
+order_days as (
+    select
+        user_key,
+        order_date as activity_date,
+        count(*) as orders,
+        count(*) filter (where status = 'completed') as completed_orders,
+        sum(revenue) as revenue
+    from orders
+    group by user_key, order_date
+),
+
+final as (
+    select
+        coalesce(e.user_key, o.user_key) as user_key,
+        coalesce(e.activity_date, o.activity_date) as activity_date,
+        coalesce(e.events, 0) as events,
+        coalesce(e.activity_events, 0) as activity_events,
+        coalesce(e.sessions, 0) as sessions,
+        coalesce(e.purchase_events, 0) as purchase_events,
+        coalesce(e.support_tickets, 0) as support_tickets,
+        coalesce(e.event_channels, 0) as event_channels,
+        coalesce(o.orders, 0) as orders,
+        coalesce(o.completed_orders, 0) as completed_orders,
+        coalesce(o.revenue, 0) as revenue,
+        coalesce(e.activity_events, 0) > 0 or coalesce(o.orders, 0) > 0 as is_active
+    from event_days as e
+    full outer join order_days as o
+        on e.user_key = o.user_key and e.activity_date = o.activity_date
+)
+
+select * from final

@@ -1,0 +1,59 @@
+{#- Every raw campaign touch, typed, with the rule it breaks (if any); a repeated touch_id is
+    a redelivery. -#}
+with source as (
+    select * from {{ source('raw', 'campaign_touches') }}
+),
+
+typed as (
+    select
+        -- ids
+        {{ clean_text('touch_id') }} as touch_id,
+        {{ clean_text('campaign_id') }} as campaign_id,
+        {{ clean_text('user_id') }} as user_id,
+        {{ clean_text('anonymous_id') }} as anonymous_id,
+        {{ pii_hash('email', normalize_email('email')) }} as email_hash,
+        {{ pii_hash('phone', normalize_phone('phone')) }} as phone_hash,
+        -- timestamps
+        {{ parse_ts('sent_at') }} as sent_at,
+        -- amounts
+        {{ parse_amount('cost') }} as cost,
+        -- attributes
+        lower({{ clean_text('campaign_type') }}) as campaign_type,
+        lower({{ clean_text('channel') }}) as channel,
+        {{ clean_text('offer') }} as offer,
+        lower({{ clean_text('"group"') }}) as touch_group,
+        _extra,
+        -- lineage and raw text for rejections
+        _file,
+        _row,
+        _parse_error,
+        sent_at as raw_sent_at,
+        cost as raw_cost
+    from source
+),
+
+checked as (
+    select
+        *,
+        case
+            when _parse_error is not null then 'unparseable_json_line'
+            when touch_id is null then 'missing_touch_id'
+            when campaign_id is null then 'missing_campaign_id'
+            when {{ clean_text('raw_sent_at') }} is null then 'missing_sent_at'
+            when sent_at is null then 'invalid_sent_at'
+            when touch_group is null then 'missing_group'
+            when touch_group not in ('treatment', 'control') then 'invalid_group'
+            when {{ clean_text('raw_cost') }} is not null and cost is null then 'invalid_cost'
+            when cost < 0 then 'negative_cost'
+            when coalesce(user_id, anonymous_id, email_hash, phone_hash) is null then 'missing_identifier'
+        end as reject_reason
+    from typed
+)
+
+select
+    *,
+    case
+        when reject_reason is null
+            then row_number() over (partition by touch_id, reject_reason is null order by _file, _row)
+    end as delivery_rank
+from checked

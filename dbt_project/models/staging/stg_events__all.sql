@@ -1,0 +1,64 @@
+{#- Every raw event row, typed, with the contract rule it breaks (if any) and its rank among
+    redeliveries of the same event_id. stg_events and the quarantine read this. -#}
+with source as (
+    select * from {{ source('raw', 'events') }}
+),
+
+typed as (
+    select
+        -- ids
+        {{ clean_text('event_id') }} as event_id,
+        {{ clean_text('order_id') }} as order_id,
+        {{ clean_text('user_id') }} as user_id,
+        {{ clean_text('anonymous_id') }} as anonymous_id,
+        {{ pii_hash('email', normalize_email('email')) }} as email_hash,
+        {{ pii_hash('phone', normalize_phone('phone')) }} as phone_hash,
+        -- event
+        lower({{ clean_text('event_type') }}) as event_type,
+        lower({{ clean_text('channel') }}) as channel,
+        -- timestamps
+        {{ parse_ts('occurred_at') }} as occurred_at,
+        -- amounts
+        {{ parse_amount('amount') }} as amount,
+        coalesce(upper({{ clean_text('currency') }}), '{{ var("currency") }}') as currency,
+        -- attributes: declared properties merged with unknown extra columns
+        case
+            when {{ clean_text('properties') }} is null then _extra
+            when json_valid(properties) and json_type(properties::json) = 'OBJECT'
+                then cast(json_merge_patch(coalesce(_extra, '{}'), properties) as varchar)
+        end as properties,
+        -- lineage and the raw text needed to explain a rejection
+        _file,
+        _row,
+        _parse_error,
+        occurred_at as raw_occurred_at,
+        amount as raw_amount,
+        properties as raw_properties
+    from source
+),
+
+checked as (
+    select
+        *,
+        case
+            when _parse_error is not null then 'unparseable_json_line'
+            when event_id is null then 'missing_event_id'
+            when event_type is null then 'missing_event_type'
+            when {{ clean_text('raw_occurred_at') }} is null then 'missing_occurred_at'
+            when occurred_at is null then 'invalid_occurred_at'
+            when coalesce(user_id, anonymous_id, email_hash, phone_hash) is null then 'missing_identifier'
+            when {{ clean_text('raw_amount') }} is not null and amount is null then 'invalid_amount'
+            when {{ clean_text('raw_properties') }} is not null and properties is null then 'invalid_properties'
+        end as reject_reason
+    from typed
+)
+
+select
+    *,
+    case
+        when reject_reason is null
+            then row_number() over (
+                partition by event_id, reject_reason is null order by _file, _row, occurred_at
+            )
+    end as delivery_rank
+from checked

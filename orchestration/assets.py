@@ -1,0 +1,110 @@
+"""Dagster assets: wiring only. Landing (Python), dbt models, publish."""
+
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from pydantic import Field
+
+from orchestration.config import dbt_vars
+from orchestration.dbt_args import dbt_build_args, resolve_as_of, summarize_failures
+from orchestration.landing import SOURCES, land
+from orchestration.project import ulm_dbt_project
+from orchestration.publish import publish_serving
+from orchestration.resources import UlmSettings
+
+LANDING_TABLES = ["file_inventory", "pii_key"]
+
+
+class RunDate(dg.Config):
+    as_of: str = Field(
+        "", description="Business date the run describes (YYYY-MM-DD). Empty: yesterday in the "
+                        "business time zone.")
+
+
+class UlmTranslator(DagsterDbtTranslator):
+    """Groups by dbt folder (staging / intermediate / marts); sources keep the keys and
+    groups of the landing asset that produces them."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project=None):
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props.get("resource_type") != "model":
+            return spec
+        layer = props["fqn"][1] if len(props["fqn"]) > 2 else "default"
+        return spec.replace_attributes(group_name=layer, owners=["team:data-engineering"])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["raw", source], group_name="raw",
+                     description=f"The raw {source} files, as a view over every file in "
+                                 f"RAW_DIR/{source}/.")
+        for source in SOURCES
+    ] + [
+        dg.AssetSpec(["landing", table], group_name="raw",
+                     description="Landing bookkeeping in the working database.")
+        for table in LANDING_TABLES
+    ],
+)
+def raw_landing(context: dg.AssetExecutionContext, ulm: UlmSettings):
+    """Inventory the raw dir, check every new file can be read, and expose each source."""
+    summary = land(ulm.work_db, ulm.raw_dir, ulm.pii_key)
+    for source in SOURCES:
+        s = summary[source]
+        context.log.info(f"{source}: {s['files']} files, {s['rows']:,} rows")
+        yield dg.MaterializeResult(
+            asset_key=["raw", source],
+            metadata={"files": s["files"], "empty_files": s["empty_files"],
+                      "rows": s["rows"], "bytes": s["bytes"]},
+        )
+    yield dg.MaterializeResult(asset_key=["landing", "file_inventory"],
+                               metadata={"files": sum(summary[s]["files"] for s in SOURCES),
+                                         "skipped_files": summary["_skipped_files"]["files"]})
+    yield dg.MaterializeResult(asset_key=["landing", "pii_key"])
+
+
+@dbt_assets(
+    manifest=ulm_dbt_project.manifest_path,
+    project=ulm_dbt_project,
+    dagster_dbt_translator=UlmTranslator(),
+)
+def ulm_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmSettings,
+                   config: RunDate):
+    """Build (run and test) every dbt model as of the run's date."""
+    cfg = ulm.load_config()
+    as_of = resolve_as_of(config.as_of, cfg.business_timezone)
+    context.log.info(f"dbt build as of {as_of}")
+    invocation = dbt.cli(dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse)), context=context,
+                         raise_on_error=False)
+    yield from invocation.stream()
+    if not invocation.is_successful():
+        raise dg.Failure(
+            description="dbt build failed: " + summarize_failures(
+                invocation.get_artifact("run_results.json")),
+        )
+
+
+def _mart_keys() -> list[dg.AssetKey]:
+    return [key for key in ulm_dbt_models.keys
+            if ulm_dbt_models.group_names_by_key.get(key) == "marts"]
+
+
+@dg.asset(deps=_mart_keys(), group_name="publish")
+def serving_database(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
+    """WAREHOUSE/serving.duckdb: the marts of a complete, validated run, swapped in atomically.
+    Runs only when every upstream model and blocking check succeeded."""
+    cfg = ulm.load_config()
+    as_of = resolve_as_of(config.as_of, cfg.business_timezone)
+    pub = publish_serving(ulm.work_db, ulm.serving_db, as_of, context.run_id)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(pub.path)),
+            "as_of_date": as_of,
+            "tables": dg.MetadataValue.md(
+                "| table | rows |\n|---|---|\n"
+                + "\n".join(f"| {t} | {n:,} |" for t, n in sorted(pub.tables.items()))),
+        }
+    )

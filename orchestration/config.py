@@ -1,0 +1,149 @@
+"""The one YAML config file: every tunable, its default, and validation with clear errors.
+
+The same validated object feeds dbt (as --vars, see `dbt_vars`) and Python alike. An unknown
+key or a bad value raises ConfigError naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+KNOWN_EVENT_TYPES = [
+    "signup", "login", "session_start", "page_view", "feature_use", "add_to_cart", "purchase",
+    "refund", "subscription_start", "subscription_renew", "subscription_cancel",
+    "support_ticket", "survey_response",
+]
+DEFAULT_ACTIVITY_TYPES = [t for t in KNOWN_EVENT_TYPES
+                          if t not in ("support_ticket", "survey_response")]
+
+
+class ConfigError(Exception):
+    """The config file is unreadable, has an unknown key or a bad value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IdentityConfig(_Section):
+    max_accounts_per_identifier: int = Field(
+        1, ge=1,
+        description="An anonymous id, email or phone seen with more distinct account ids "
+                    "(user_id) than this is shared (family tablet, store till phone) and "
+                    "links nobody.",
+    )
+
+
+class UlmConfig(_Section):
+    timezone: str = Field("UTC", description="Time zone of timestamps written without an "
+                                             "offset in the raw files.")
+    business_timezone: str = Field("UTC", description="Time zone of the business calendar: "
+                                                      "dates, days and the as-of day.")
+    currency: str = Field("USD", description="ISO 4217 currency for rows that name none.")
+    default_phone_country_code: str = Field(
+        "1", pattern=r"^[1-9][0-9]{0,2}$",
+        description="Country calling code given to phone numbers written without one.")
+    activity_event_types: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ACTIVITY_TYPES), min_length=1,
+        description="Event types that make a person active on a day (an order always does).")
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+
+    @field_validator("timezone", "business_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
+                             "'UTC', 'Europe/Berlin' or 'Asia/Shanghai')") from exc
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_currency(cls, value: str) -> str:
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError(f"{value!r} is not an ISO 4217 code such as 'USD' or 'CNY'")
+        return value.upper()
+
+    @field_validator("activity_event_types")
+    @classmethod
+    def _no_blank_types(cls, value: list[str]) -> list[str]:
+        if any(not t.strip() for t in value):
+            raise ValueError("event types must be non-empty strings")
+        return [t.strip().lower() for t in value]
+
+
+def _format_errors(path: Path | None, exc: ValidationError) -> str:
+    where = f"config file {path}" if path else "config"
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key `{key}`")
+        else:
+            lines.append(f"`{key}`: {err['msg']} (got {err.get('input')!r})")
+    return f"{where}: " + "; ".join(lines) + ". See the configuration reference in README.md."
+
+
+def parse_config(data: dict[str, Any] | None, path: Path | None = None) -> UlmConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of keys to "
+                          f"values, not {type(data).__name__}.")
+    try:
+        return UlmConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None
+
+
+def load_config(path: str | Path | None) -> UlmConfig:
+    """The validated config; defaults when path is None or empty."""
+    if not path:
+        return UlmConfig()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return parse_config(data, path)
+
+
+def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path) -> dict[str, Any]:
+    """The dbt --vars for one run (names as in dbt_project.yml)."""
+    return {
+        "as_of_date": as_of_date,
+        "warehouse_dir": str(Path(warehouse_dir).resolve()),
+        "source_timezone": config.timezone,
+        "business_timezone": config.business_timezone,
+        "currency": config.currency,
+        "default_phone_country_code": config.default_phone_country_code,
+        "activity_event_types": config.activity_event_types,
+        "identity_max_accounts_per_identifier": config.identity.max_accounts_per_identifier,
+    }
+
+
+def reference_table() -> list[tuple[str, str, str]]:
+    """(key, default, description) for every key, for README and `ulm config`."""
+    rows = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name}.")
+                continue
+            default = field.get_default(call_default_factory=True)
+            rows.append((prefix + name, repr(default), field.description or ""))
+
+    walk(UlmConfig, "")
+    return rows

@@ -1,0 +1,46 @@
+"""Small pure functions that build dbt arguments and read dbt's results."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+
+def resolve_as_of(as_of: str | None, business_timezone: str, now: datetime | None = None) -> str:
+    """The run's business date: the given YYYY-MM-DD, or yesterday in the business time zone."""
+    if as_of:
+        try:
+            return date.fromisoformat(as_of).isoformat()
+        except ValueError:
+            raise ValueError(f"--as-of {as_of!r} is not a date in YYYY-MM-DD form") from None
+    now = now or datetime.now(ZoneInfo("UTC"))
+    local_today = now.astimezone(ZoneInfo(business_timezone)).date()
+    return (local_today - timedelta(days=1)).isoformat()
+
+
+def dbt_build_args(dbt_vars: dict[str, Any]) -> list[str]:
+    return ["build", "--vars", json.dumps(dbt_vars, sort_keys=True)]
+
+
+def summarize_failures(run_results: dict[str, Any], limit: int = 8) -> str:
+    """One line per failed model or test: what failed and dbt's message."""
+    lines = []
+    for result in run_results.get("results", []):
+        if result.get("status") not in ("error", "fail", "runtime error"):
+            continue
+        unique_id = result.get("unique_id", "?")
+        kind, _, name = unique_id.partition(".")
+        name = name.split(".", 1)[-1]
+        message = (result.get("message") or "").strip().splitlines()
+        failures = result.get("failures")
+        detail = message[0] if message else ""
+        if kind == "test" and failures:
+            detail = f"{failures} failing rows. {detail}".strip()
+        lines.append(f"{kind} {name}: {detail}")
+    if not lines:
+        return "dbt failed before running any model (see the dbt log in the Dagster run)."
+    more = len(lines) - limit
+    text = "; ".join(lines[:limit])
+    return text + (f"; and {more} more" if more > 0 else "")

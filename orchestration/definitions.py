@@ -1,0 +1,33 @@
+"""The ULM code location. Import needs target/manifest.json: `ulm` prepares it first."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.assets import raw_landing, serving_database, ulm_dbt_models
+from orchestration.project import DBT_EXECUTABLE, ulm_dbt_project
+from orchestration.resources import UlmSettings
+from orchestration.schedules import daily_job, daily_schedule
+
+
+def build_resources(ulm: UlmSettings | None = None) -> dict:
+    """Resources for a deployment: from environment variables (read at run time) unless
+    given explicitly (the `ulm run` command and tests do)."""
+    return {
+        "dbt": DbtCliResource(project_dir=ulm_dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "ulm": ulm or UlmSettings(
+            raw_dir=dg.EnvVar("ULM_RAW_DIR"),
+            warehouse_dir=dg.EnvVar("ULM_WAREHOUSE"),
+            config_path=dg.EnvVar("ULM_CONFIG"),
+            pii_key=dg.EnvVar("ULM_PII_KEY"),
+        ),
+    }
+
+
+defs = dg.Definitions(
+    assets=[raw_landing, ulm_dbt_models, serving_database],
+    jobs=[daily_job],
+    schedules=[daily_schedule],
+    resources=build_resources(),
+)

@@ -1,0 +1,34 @@
+"""Resources: where the raw files are, where the warehouse is, which config file to use."""
+
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from orchestration.config import UlmConfig, load_config
+
+
+class UlmSettings(dg.ConfigurableResource):
+    """Paths and secrets of one ULM deployment."""
+
+    raw_dir: str = Field(description="The raw landing zone (one subfolder per source).")
+    warehouse_dir: str = Field(description="Where ULM writes work.duckdb, serving.duckdb, "
+                                           "models and reports.")
+    config_path: str = Field("", description="The YAML config file; empty = all defaults.")
+    pii_key: str = Field(description="Secret for keyed hashes of personal data (ULM_PII_KEY).")
+
+    @property
+    def warehouse(self) -> Path:
+        return Path(self.warehouse_dir).resolve()
+
+    @property
+    def work_db(self) -> Path:
+        return self.warehouse / "work.duckdb"
+
+    @property
+    def serving_db(self) -> Path:
+        return self.warehouse / "serving.duckdb"
+
+    def load_config(self) -> UlmConfig:
+        return load_config(self.config_path or None)

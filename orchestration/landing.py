@@ -282,7 +282,8 @@ def land(work_db: Path, raw_dir: Path, pii_key: str) -> dict[str, dict]:
         summary = {}
         for source in SOURCES:
             mine = [f for f in inventory if f["source"] == source]
-            con.execute(f"CREATE OR REPLACE VIEW raw.{source} AS {source_view_sql(con, source, mine)}")
+            view_sql = source_view_sql(con, source, mine)
+            con.execute(f"CREATE OR REPLACE VIEW raw.{source} AS {view_sql}")
             summary[source] = {
                 "files": len(mine),
                 "empty_files": sum(1 for f in mine if f["rows"] == 0),

@@ -21,7 +21,14 @@ def resolve_as_of(as_of: str | None, business_timezone: str, now: datetime | Non
 
 
 def dbt_build_args(dbt_vars: dict[str, Any]) -> list[str]:
-    return ["build", "--vars", json.dumps(dbt_vars, sort_keys=True)]
+    """`dbt build` of every model with its data tests. dbt unit tests check the SQL, not the
+    data: they run in the test suite, not on every production run."""
+    return ["build", "--vars", json.dumps(dbt_vars, sort_keys=True),
+            "--exclude-resource-type", "unit_test"]
+
+
+def dbt_unit_test_args(dbt_vars: dict[str, Any]) -> list[str]:
+    return ["test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars, sort_keys=True)]
 
 
 def summarize_failures(run_results: dict[str, Any], limit: int = 8) -> str:

@@ -1,0 +1,12 @@
+{#- Generic tests without a package dependency (a fresh clone must build offline-free). -#}
+
+{% test unique_combination(model, columns) %}
+    select {{ columns | join(', ') }}, count(*) as n
+    from {{ model }}
+    group by {{ columns | join(', ') }}
+    having count(*) > 1
+{% endtest %}
+
+{% test non_negative(model, column_name) %}
+    select {{ column_name }} from {{ model }} where {{ column_name }} < 0
+{% endtest %}

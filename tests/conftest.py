@@ -1,0 +1,53 @@
+"""Shared fixtures: a small generated world run once through the whole pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestration.generator import GeneratorSettings, generate
+from orchestration.project import prepare_manifest
+
+TEST_PII_KEY = "test-key-not-secret"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    return prepare_manifest()
+
+
+@pytest.fixture(autouse=True)
+def pii_key(monkeypatch) -> str:
+    monkeypatch.setenv("ULM_PII_KEY", TEST_PII_KEY)
+    return TEST_PII_KEY
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    raw: Path
+    truth: Path
+    warehouse: Path
+    as_of: str
+    exit_code: int
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> World:
+    """1,500 generated users over 150 days, run once through `ulm run`."""
+    from orchestration.cli import main
+
+    root = tmp_path_factory.mktemp("world")
+    settings = GeneratorSettings(users=1_500, days=150, seed=7, chunk_users=600)
+    generate(root, settings)
+    warehouse = root / "warehouse"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ULM_PII_KEY", TEST_PII_KEY)
+    try:
+        code = main(["run", "--raw-dir", str(root / "raw"), "--warehouse", str(warehouse),
+                     "--as-of", settings.end_date])
+    finally:
+        mp.undo()
+    return World(root, root / "raw", root / "truth", warehouse, settings.end_date, code)

@@ -1,0 +1,51 @@
+import pytest
+
+from orchestration.cli import main
+
+
+def test_bad_config_is_exit_2_with_one_paragraph(tmp_path, capsys):
+    (tmp_path / "raw").mkdir()
+    cfg = tmp_path / "ulm.yaml"
+    cfg.write_text("timezone: Nowhere/Land\n")
+    code = main(["run", "--raw-dir", str(tmp_path / "raw"), "--warehouse", str(tmp_path / "w"),
+                 "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Nowhere/Land" in err and str(cfg) in err
+    assert "Traceback" not in err
+
+
+def test_missing_raw_dir(tmp_path, capsys):
+    code = main(["run", "--raw-dir", str(tmp_path / "nope"), "--warehouse", str(tmp_path)])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_bad_as_of(tmp_path, capsys):
+    (tmp_path / "raw").mkdir()
+    code = main(["run", "--raw-dir", str(tmp_path / "raw"), "--warehouse", str(tmp_path),
+                 "--as-of", "yesterday"])
+    assert code == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_missing_pii_key_outside_demo(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ULM_PII_KEY")
+    (tmp_path / "raw").mkdir()
+    code = main(["run", "--raw-dir", str(tmp_path / "raw"), "--warehouse", str(tmp_path)])
+    assert code == 2
+    assert "ULM_PII_KEY" in capsys.readouterr().err
+
+
+def test_generate_rejects_non_positive_sizes(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "--users", "0", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+
+
+def test_config_check(tmp_path, capsys):
+    cfg = tmp_path / "ulm.yaml"
+    cfg.write_text("currency: EUR\n")
+    assert main(["config", "--check", str(cfg)]) == 0
+    assert main(["config"]) == 0
+    assert "identity.max_accounts_per_identifier" in capsys.readouterr().out

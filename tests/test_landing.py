@@ -1,0 +1,97 @@
+import gzip
+import json
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from orchestration.landing import LandingError, file_format, land, scan_raw_dir
+
+
+def rows(work_db, sql):
+    with duckdb.connect(str(work_db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.fixture
+def raw(tmp_path):
+    root = tmp_path / "raw"
+    (root / "events" / "dt=2026-03-01").mkdir(parents=True)
+    return root
+
+
+def test_formats_are_recognised():
+    from pathlib import Path
+    assert file_format(Path("a.CSV")) == "csv"
+    assert file_format(Path("a.csv.gz")) == "csv"
+    assert file_format(Path("a.jsonl.gz")) == "json"
+    assert file_format(Path("a.ndjson")) == "json"
+    assert file_format(Path("a.parquet")) == "parquet"
+    assert file_format(Path("a.txt")) is None
+
+
+def test_every_format_case_insensitive_columns_and_extras(raw, tmp_path):
+    ev = raw / "events"
+    (ev / "dt=2026-03-01" / "a.csv").write_text(
+        "EVENT_ID,Event_Type,occurred_at,User_Id,utm_source\n"
+        "e1,login,2026-03-01T10:00:00Z,u1,newsletter\n", encoding="utf-8")
+    pq.write_table(pa.table({"event_id": ["e2"], "event_type": ["page_view"],
+                             "occurred_at": ["2026-03-01T11:00:00Z"], "anonymous_id": ["a1"],
+                             "properties": ['{"page": "home"}']}), ev / "b.parquet")
+    with gzip.open(ev / "c.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write(json.dumps({"Event_Id": "e3", "event_type": "purchase", "amount": 9.5,
+                             "occurred_at": "2026-03-01T12:00:00+08:00", "user_id": "u1",
+                             "properties": {"plan": "monthly"}, "City": "上海"}) + "\n")
+        fh.write("{this is not json\n")
+    (ev / "empty.csv").write_bytes(b"")
+    (ev / "header_only.csv").write_text("event_id,event_type\n")
+    (ev / "notes.txt").write_text("not data")
+    work = tmp_path / "work.duckdb"
+    summary = land(work, raw, "k")
+    assert summary["events"]["files"] == 5
+    assert summary["events"]["rows"] == 4  # 1 csv + 1 parquet + 2 json lines
+    assert summary["events"]["empty_files"] == 2
+    assert summary["_skipped_files"]["files"] == 1
+    assert summary["orders"]["files"] == 0  # absent source: no rows, no error
+    got = {r[0]: r[1:] for r in rows(work, (
+        "select coalesce(event_id, '?'), event_type, user_id, anonymous_id, amount, properties, "
+        "_extra, _parse_error is not null from raw.events"))}
+    assert got["e1"][:2] == ("login", "u1")
+    assert json.loads(got["e1"][5]) == {"utm_source": "newsletter"}
+    assert got["e2"][2] == "a1" and json.loads(got["e2"][4]) == {"page": "home"}
+    assert got["e3"][3] == "9.5" and json.loads(got["e3"][4]) == {"plan": "monthly"}
+    assert json.loads(got["e3"][5]) == {"city": "上海"}
+    assert got["?"][6] is True  # the malformed JSON line is kept, flagged
+    assert rows(work, "select count(*) from raw.orders") == [(0,)]
+    inv = rows(work, "select count(*), sum(rows) from landing.file_inventory")
+    assert inv == [(5, 4)]
+
+
+def test_unreadable_file_stops_with_its_name(raw, tmp_path):
+    bad = raw / "events" / "broken.parquet"
+    bad.write_bytes(b"PAR1 this is not really parquet")
+    with pytest.raises(LandingError) as err:
+        land(tmp_path / "work.duckdb", raw, "k")
+    assert "broken.parquet" in str(err.value)
+    assert "events file" in str(err.value)
+
+
+def test_missing_raw_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(LandingError, match="does not exist"):
+        scan_raw_dir(tmp_path / "nope")
+
+
+def test_counts_are_reused_for_unchanged_files(raw, tmp_path, monkeypatch):
+    (raw / "events" / "a.csv").write_text("event_id,event_type\ne1,login\n")
+    work = tmp_path / "work.duckdb"
+    land(work, raw, "k")
+    calls = []
+    import orchestration.landing as landing
+
+    real = landing.count_rows
+    monkeypatch.setattr(landing, "count_rows", lambda con, f: calls.append(f.path) or real(con, f))
+    (raw / "events" / "b.csv").write_text("event_id,event_type\ne2,login\ne3,login\n")
+    summary = land(work, raw, "k")
+    assert summary["events"]["rows"] == 3
+    assert [p.endswith("b.csv") for p in calls] == [True]

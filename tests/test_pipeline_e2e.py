@@ -1,0 +1,228 @@
+"""End-to-end: generated and hand-made raw data through `ulm run` (Dagster, dbt, publish)."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.cli import main
+from orchestration.config import dbt_vars, load_config
+from orchestration.dbt_args import dbt_unit_test_args
+from orchestration.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from orchestration.truth import identity_quality
+
+pytestmark = pytest.mark.e2e
+
+CONTRACT_TABLES = {"dim_users", "source_reconciliation", "quarantine_summary"}
+
+
+def q(db: Path, sql: str):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def table_digest(db: Path, table: str, order_by: str) -> str:
+    rows = q(db, f"select * exclude (as_of_date) from marts.{table} order by {order_by}")
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def test_generated_world_runs_and_reconciles(small_world):
+    assert small_world.exit_code == 0
+    serving = small_world.warehouse / "serving.duckdb"
+    tables = {r[0] for r in q(serving, "select table_name from duckdb_tables() "
+                                       "where schema_name = 'marts'")}
+    assert tables >= CONTRACT_TABLES
+    recon = q(serving, "select source, raw_rows, staged_rows + duplicate_rows + quarantined_rows,"
+                       " duplicate_rows, quarantined_rows from marts.source_reconciliation")
+    assert len(recon) == 5
+    for source, raw, parts, _, _ in recon:
+        assert raw == parts, source
+    events = {r[0]: r for r in recon}["events"]
+    assert events[3] > 0 and events[4] > 0  # redeliveries and malformed rows were found
+
+
+def test_quarantine_matches_the_injected_defects(small_world):
+    raw = small_world.raw
+    with duckdb.connect() as con:
+        injected = con.execute(
+            f"select count(*) from read_parquet('{raw}/events/**/*.parquet', union_by_name=true)"
+            " where occurred_at = 'not-a-date'").fetchall()[0][0]
+        injected += con.execute(
+            f"select count(*) from read_json('{raw}/events/**/*.jsonl.gz', union_by_name=true)"
+            " where occurred_at = 'not-a-date'").fetchall()[0][0]
+    got = q(small_world.warehouse / "serving.duckdb",
+            "select rows, example_file from marts.quarantine_summary "
+            "where source = 'events' and reason = 'invalid_occurred_at'")
+    assert injected > 0
+    assert got[0][0] == injected
+    assert got[0][1].startswith(str(raw))
+
+
+def test_identities_match_the_generator_truth(small_world):
+    quality = identity_quality(small_world.warehouse / "work.duckdb", small_world.truth)
+    assert quality.identifiers > 3_000
+    assert quality.pairwise_precision >= 0.999
+    assert quality.pairwise_recall >= 0.97
+
+
+def test_no_personal_data_reaches_the_serving_database(small_world):
+    serving = small_world.warehouse / "serving.duckdb"
+    with duckdb.connect(str(serving), read_only=True) as con:
+        con.execute(
+            "create temp table pii as select distinct identifier as v from read_parquet("
+            f"'{small_world.truth}/identities-*.parquet') where identifier_type in "
+            "('email', 'phone') union select regexp_replace(identifier, '[^0-9]', '', 'g') "
+            f"from read_parquet('{small_world.truth}/identities-*.parquet') "
+            "where identifier_type = 'phone'")
+        assert con.execute("select count(*) from pii").fetchall()[0][0] > 1_000
+        columns = con.execute("select table_name, column_name from duckdb_columns() "
+                              "where schema_name = 'marts' and data_type = 'VARCHAR'").fetchall()
+        assert columns
+        for table, column in columns:
+            leaks = con.execute(
+                f'select count(*) from marts."{table}" t where t."{column}" like \'%@%\' '
+                f'or t."{column}" in (select v from pii)').fetchall()
+            assert leaks == [(0,)], (table, column)
+
+
+def test_dbt_unit_tests_pass(small_world):
+    v = dbt_vars(load_config(None), small_world.as_of, small_world.warehouse)
+    proc = subprocess.run(
+        [DBT_EXECUTABLE, *dbt_unit_test_args(v), "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR)],
+        capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "PASS=" in proc.stdout and "ERROR=0" in proc.stdout
+
+
+def test_rerun_is_idempotent_and_a_corrupt_file_blocks_without_touching_serving(
+        small_world, tmp_path, capsys):
+    raw, warehouse = tmp_path / "raw", tmp_path / "warehouse"
+    shutil.copytree(small_world.raw, raw)
+    shutil.copytree(small_world.warehouse, warehouse)
+    serving = warehouse / "serving.duckdb"
+    before = table_digest(serving, "dim_users", "user_key")
+    args = ["run", "--raw-dir", str(raw), "--warehouse", str(warehouse),
+            "--as-of", small_world.as_of]
+    assert main(args) == 0
+    assert table_digest(serving, "dim_users", "user_key") == before
+
+    published = serving.read_bytes()
+    bad = raw / "events" / "month=2026-11" / "late-delivery.parquet"
+    bad.write_bytes(b"PAR1\x00\x01 truncated upload")
+    capsys.readouterr()
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "late-delivery.parquet" in out
+    assert "serving.duckdb was not changed" in out
+    assert serving.read_bytes() == published
+    assert q(serving, "select count(*) from marts.dim_users")[0][0] > 0
+
+
+# --------------------------------------------------------------------------------------
+# hand-made identity cases with known answers
+
+
+def write_csv(path: Path, header: str, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+
+
+EVENT_HEADER = "event_id,event_type,occurred_at,user_id,anonymous_id,email,phone,properties"
+
+
+@pytest.fixture
+def identity_raw(tmp_path) -> Path:
+    raw = tmp_path / "raw"
+    write_csv(raw / "events" / "day1.csv", EVENT_HEADER, [
+        # anonymous browsing, then signup on the same device
+        "e1,page_view,2026-03-01T09:00:00Z,,a1,,,",
+        "e2,signup,2026-03-01T09:05:00Z,u1,a1,,,",
+        # a second device, anonymous until a login links it
+        "e3,page_view,2026-03-02T10:00:00Z,,a2,,,",
+        "e4,login,2026-03-02T10:01:00Z,u1,a2,,,",
+        # a newsletter click known only by email (messy case): linked through the CRM
+        'e5,page_view,2026-03-03T08:00:00Z,,,"  Anna@Example.COM ",,',
+        # a family tablet used by two accounts: shared, links nobody
+        "e6,login,2026-03-04T20:00:00Z,u1,t1,,,",
+        "e7,login,2026-03-04T21:00:00Z,u2,t1,,,",
+        "e8,page_view,2026-03-04T21:05:00Z,,t1,,,",
+        # a prospect: one device, never signs up
+        "e9,page_view,2026-03-05T12:00:00+08:00,,a9,,,",
+        # unicode in properties
+        'e10,feature_use,2026-03-05T13:00:00Z,u2,,,,"{""feature"": ""搜索""}"',
+    ])
+    write_csv(raw / "orders" / "pos" / "store.csv",
+              "order_id,ordered_at,amount,phone,store_id", [
+                  # a store order known only by phone, written differently from the CRM
+                  "s1,2026-03-06 15:00:00,25.00,+86 138 1234 5678,S1",
+                  # a phone too short to be one: the row has no identifier
+                  "s2,2026-03-06 16:00:00,5.00,12,S1",
+              ])
+    write_csv(raw / "customers" / "crm.csv",
+              "user_id,updated_at,email,phone,name,city,marketing_consent", [
+                  "u1,2026-03-01T09:05:00Z,ANNA@example.com,008613812345678,王芳,上海,yes",
+                  "u2,2026-03-04T21:00:00Z,bob@example.com,,Zoë O'Brien,München,no",
+              ])
+    return raw
+
+
+def key_of(work: Path, node: str) -> str:
+    rows = q(work, f"select user_key from intermediate.int_identity_map where node_id = '{node}'")
+    assert len(rows) == 1, node
+    return rows[0][0]
+
+
+def test_identity_cases_with_known_answers(identity_raw, tmp_path):
+    warehouse = tmp_path / "warehouse"
+    args = ["run", "--raw-dir", str(identity_raw), "--warehouse", str(warehouse),
+            "--as-of", "2026-03-10"]
+    assert main(args) == 0
+    work = warehouse / "work.duckdb"
+    anna = key_of(work, "u:u1")
+    assert key_of(work, "a:a1") == anna  # signup on the browsing device
+    assert key_of(work, "a:a2") == anna  # second device via login
+    bob = key_of(work, "u:u2")
+    tablet = key_of(work, "a:t1")
+    assert len({anna, bob, tablet}) == 3  # the shared tablet merges nobody
+    prospect = key_of(work, "a:a9")
+    assert prospect not in {anna, bob, tablet}
+    # the email-only event and the phone-only store order belong to Anna
+    events = dict(q(work, "select event_id, user_key from intermediate.int_events"))
+    assert events["e5"] == anna and events["e8"] == tablet and events["e10"] == bob
+    orders = dict(q(work, "select order_id, user_key from intermediate.int_orders"))
+    assert orders == {"s1": anna}
+    serving = warehouse / "serving.duckdb"
+    assert q(serving, "select count(*) from marts.dim_users") == [(4,)]
+    assert q(serving, "select rows from marts.quarantine_summary where source = 'orders' "
+                      "and reason = 'missing_identifier'") == [(1,)]
+    consent = dict(q(serving, "select user_id, marketing_consent from marts.dim_users "
+                              "where user_id is not null"))
+    assert consent == {"u1": True, "u2": False}
+
+    # as data grows, a person keeps their key: a new device for Anna arrives later
+    write_csv(identity_raw / "events" / "day9.csv", EVENT_HEADER, [
+        "e20,login,2026-03-09T09:00:00Z,u1,a3,,,",
+        "e21,page_view,2026-03-09T09:01:00Z,,a3,,,",
+    ])
+    assert main(args) == 0
+    assert key_of(work, "u:u1") == anna and key_of(work, "a:a3") == anna
+    assert key_of(work, "u:u2") == bob
+
+
+def test_delete_request_erases_the_person_from_the_marts(identity_raw, tmp_path):
+    write_csv(identity_raw / "privacy_requests" / "r.csv",
+              "request_id,request_type,requested_at,email", [
+                  "r1,delete,2026-03-08T00:00:00Z,bob@example.com",
+              ])
+    warehouse = tmp_path / "warehouse"
+    assert main(["run", "--raw-dir", str(identity_raw), "--warehouse", str(warehouse),
+                 "--as-of", "2026-03-10"]) == 0
+    serving = warehouse / "serving.duckdb"
+    assert q(serving, "select count(*) from marts.dim_users where user_id = 'u2'") == [(0,)]
+    assert q(serving, "select count(*) from marts.dim_users") == [(3,)]
+    assert json.dumps(q(serving, "select * from marts.dim_users"), default=str).count("u2") == 0

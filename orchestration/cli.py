@@ -201,10 +201,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if code == 0:
         warehouse = Path(args.warehouse).resolve()
         _say("")
-        _say(f"Results: {warehouse / 'serving.duckdb'} (e.g. duckdb -readonly "
-             f"{warehouse / 'serving.duckdb'} \"from marts.dim_users limit 5\")")
-        _say(f"Open the Dagster UI: ulm ui --warehouse {args.warehouse} --raw-dir {out / 'raw'}"
-             "   then browse http://127.0.0.1:3000")
+        ulm = Path(sys.executable).with_name("ulm")
+        _say(f"Results: {warehouse / 'serving.duckdb'} (schema marts), for example:")
+        _say(f"  {Path(sys.executable)} -c \"import duckdb; print(duckdb.connect("
+             f"'{warehouse / 'serving.duckdb'}', read_only=True).sql("
+             "'from marts.dim_users limit 5'))\"")
+        _say(f"Dagster UI: {ulm} ui --warehouse {args.warehouse} --raw-dir {out / 'raw'}"
+             "   then open http://127.0.0.1:3000")
     return code
 
 

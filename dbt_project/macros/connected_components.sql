@@ -6,7 +6,8 @@
     nodes_sql: select returning node_id; edges_sql: select returning (src, dst).
     Work tables live in the `identity_work` schema of the working database. -#}
 {% macro connected_components(nodes_sql, edges_sql, max_rounds=50) %}
-    {%- if execute -%}
+    {#- only when building: compiling (docs, linting) must not touch the database -#}
+    {%- if execute and flags.WHICH in ('run', 'build') -%}
         {%- set s = 'identity_work' -%}
         {% do run_query('create schema if not exists ' ~ s) %}
         {% do run_query(

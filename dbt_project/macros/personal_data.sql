@@ -21,6 +21,6 @@
 
 {% macro pii_hash(kind, normalized_expr) -%}
     case when ({{ normalized_expr }}) is not null then
-        sha256((select key from {{ source('landing', 'pii_key') }}) || '|{{ kind }}|' || ({{ normalized_expr }}))
+        sha256((select pii_key.key from {{ source('landing', 'pii_key') }} as pii_key) || '|{{ kind }}|' || ({{ normalized_expr }}))
     end
 {%- endmacro %}

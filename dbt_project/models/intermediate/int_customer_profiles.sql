@@ -14,8 +14,9 @@ withdrawals as (
     select distinct tuples.user_key
     from {{ ref('stg_privacy_requests') }} as requests
     inner join tuples
-        on {{ identity_tuple_key('requests.user_id', 'null', 'requests.email_hash', 'requests.phone_hash') }}
-        = tuples.tuple_key
+        on
+            {{ identity_tuple_key('requests.user_id', 'null', 'requests.email_hash', 'requests.phone_hash') }}
+            = tuples.tuple_key
     where requests.request_type = 'withdraw_consent' and requests.requested_at < {{ as_of_end_utc() }}
 ),
 
@@ -25,8 +26,9 @@ keyed as (
         customers.*
     from customers
     inner join tuples
-        on {{ identity_tuple_key('customers.user_id', 'null', 'customers.email_hash', 'customers.phone_hash') }}
-        = tuples.tuple_key
+        on
+            {{ identity_tuple_key('customers.user_id', 'null', 'customers.email_hash', 'customers.phone_hash') }}
+            = tuples.tuple_key
 ),
 
 latest as (

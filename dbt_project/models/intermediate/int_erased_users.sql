@@ -14,8 +14,9 @@ final as (
         min(requests.requested_at) as requested_at
     from requests
     inner join tuples
-        on {{ identity_tuple_key('requests.user_id', 'null', 'requests.email_hash', 'requests.phone_hash') }}
-        = tuples.tuple_key
+        on
+            {{ identity_tuple_key('requests.user_id', 'null', 'requests.email_hash', 'requests.phone_hash') }}
+            = tuples.tuple_key
     where requests.request_type = 'delete' and requests.requested_at < {{ as_of_end_utc() }}
     group by tuples.user_key
 )

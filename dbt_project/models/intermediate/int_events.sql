@@ -27,14 +27,13 @@ final as (
         events.order_id,
         events.properties,
         events.is_known_event_type,
-        events.event_type in (
-            {%- for t in var('activity_event_types') %}'{{ t }}'{% if not loop.last %}, {% endif %}{% endfor -%}
-        ) as is_activity
+        events.event_type in ({{ sql_list(var('activity_event_types')) }}) as is_activity
     from events
     inner join tuples
-        on {{ identity_tuple_key('events.user_id', 'events.anonymous_id', 'events.email_hash', 'events.phone_hash') }}
-        = tuples.tuple_key
-    where tuples.user_key not in (select user_key from erased)
+        on
+            {{ identity_tuple_key('events.user_id', 'events.anonymous_id', 'events.email_hash', 'events.phone_hash') }}
+            = tuples.tuple_key
+    where tuples.user_key not in (select erased.user_key from erased)
 )
 
 select * from final

@@ -1,35 +1,64 @@
 {#- Which identifiers were seen together, from every staged source up to the as-of date. -#}
 with events as (
-    select user_id, anonymous_id, email_hash, phone_hash, occurred_at as seen_at
+    select
+        user_id,
+        anonymous_id,
+        email_hash,
+        phone_hash,
+        occurred_at as seen_at
     from {{ ref('stg_events') }}
 ),
 
 orders as (
-    select user_id, anonymous_id, email_hash, phone_hash, ordered_at as seen_at
+    select
+        user_id,
+        anonymous_id,
+        email_hash,
+        phone_hash,
+        ordered_at as seen_at
     from {{ ref('stg_orders') }}
 ),
 
 customers as (
-    select user_id, null as anonymous_id, email_hash, phone_hash, updated_at as seen_at
+    select
+        user_id,
+        null as anonymous_id,
+        email_hash,
+        phone_hash,
+        updated_at as seen_at
     from {{ ref('stg_customers') }}
 ),
 
 touches as (
-    select user_id, anonymous_id, email_hash, phone_hash, sent_at as seen_at
+    select
+        user_id,
+        anonymous_id,
+        email_hash,
+        phone_hash,
+        sent_at as seen_at
     from {{ ref('stg_campaign_touches') }}
 ),
 
 requests as (
-    select user_id, null as anonymous_id, email_hash, phone_hash, requested_at as seen_at
+    select
+        user_id,
+        null as anonymous_id,
+        email_hash,
+        phone_hash,
+        requested_at as seen_at
     from {{ ref('stg_privacy_requests') }}
 ),
 
 unioned as (
     select * from events
-    union all select * from orders
-    union all select * from customers
-    union all select * from touches
-    union all select * from requests
+    union all
+    select * from orders
+    union all
+    select * from customers
+    union all
+    select * from touches
+    union all
+    select * from requests
 ),
 
 final as (

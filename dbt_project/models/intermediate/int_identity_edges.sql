@@ -5,16 +5,21 @@ with sightings as (
 ),
 
 shared as (
-    select node_id from {{ ref('int_identity_nodes') }} where is_shared
+    select node_id from {{ ref('int_identity_nodes') }}
+    where is_shared
 ),
 
 usable as (
     select
-        case when user_node in (select node_id from shared) then null else user_node end as user_node,
-        case when anonymous_node in (select node_id from shared) then null else anonymous_node end as anonymous_node,
-        case when email_node in (select node_id from shared) then null else email_node end as email_node,
-        case when phone_node in (select node_id from shared) then null else phone_node end as phone_node
+        case when su.node_id is null then sightings.user_node end as user_node,
+        case when sa.node_id is null then sightings.anonymous_node end as anonymous_node,
+        case when se.node_id is null then sightings.email_node end as email_node,
+        case when sp.node_id is null then sightings.phone_node end as phone_node
     from sightings
+    left join shared as su on sightings.user_node = su.node_id
+    left join shared as sa on sightings.anonymous_node = sa.node_id
+    left join shared as se on sightings.email_node = se.node_id
+    left join shared as sp on sightings.phone_node = sp.node_id
 ),
 
 anchored as (
@@ -27,15 +32,31 @@ anchored as (
 ),
 
 pairs as (
-    select anchor as src, email_node as dst from anchored where email_node is not null
+    select
+        anchor as src,
+        email_node as dst
+    from anchored
+    where email_node is not null
     union
-    select anchor, phone_node from anchored where phone_node is not null
+    select
+        anchor,
+        phone_node
+    from anchored
+    where phone_node is not null
     union
-    select anchor, anonymous_node from anchored where anonymous_node is not null
+    select
+        anchor,
+        anonymous_node
+    from anchored
+    where anonymous_node is not null
 ),
 
 final as (
-    select src, dst from pairs where src <> dst
+    select
+        src,
+        dst
+    from pairs
+    where src <> dst
 )
 
 select * from final

@@ -40,8 +40,7 @@ final as (
         labelled.node_type,
         labelled.is_shared,
         labelled.first_seen_at,
-        'p_' || left(sha256((select key from {{ source('landing', 'pii_key') }}) || '|person|' || anchors.anchor_node), 24)
-            as user_key
+        'p_' || left({{ pii_hash('person', 'anchors.anchor_node') }}, 24) as user_key
     from labelled
     inner join anchors on labelled.label = anchors.label
 )

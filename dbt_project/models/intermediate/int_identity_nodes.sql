@@ -9,13 +9,37 @@ with sightings as (
 ),
 
 nodes as (
-    select user_node as node_id, 'user_id' as node_type, user_node, first_seen_at from sightings where user_node is not null
+    select
+        user_node as node_id,
+        'user_id' as node_type,
+        user_node,
+        first_seen_at
+    from sightings
+    where user_node is not null
     union all
-    select anonymous_node, 'anonymous_id', user_node, first_seen_at from sightings where anonymous_node is not null
+    select
+        anonymous_node as node_id,
+        'anonymous_id' as node_type,
+        user_node,
+        first_seen_at
+    from sightings
+    where anonymous_node is not null
     union all
-    select email_node, 'email', user_node, first_seen_at from sightings where email_node is not null
+    select
+        email_node as node_id,
+        'email' as node_type,
+        user_node,
+        first_seen_at
+    from sightings
+    where email_node is not null
     union all
-    select phone_node, 'phone', user_node, first_seen_at from sightings where phone_node is not null
+    select
+        phone_node as node_id,
+        'phone' as node_type,
+        user_node,
+        first_seen_at
+    from sightings
+    where phone_node is not null
 ),
 
 final as (

@@ -28,9 +28,10 @@ final as (
         case when orders.status = 'completed' then orders.amount else 0 end as revenue
     from orders
     inner join tuples
-        on {{ identity_tuple_key('orders.user_id', 'orders.anonymous_id', 'orders.email_hash', 'orders.phone_hash') }}
-        = tuples.tuple_key
-    where tuples.user_key not in (select user_key from erased)
+        on
+            {{ identity_tuple_key('orders.user_id', 'orders.anonymous_id', 'orders.email_hash', 'orders.phone_hash') }}
+            = tuples.tuple_key
+    where tuples.user_key not in (select erased.user_key from erased)
 )
 
 select * from final

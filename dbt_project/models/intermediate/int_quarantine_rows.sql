@@ -9,22 +9,22 @@
 } %}
 with
 {%- for source, key in sources.items() %}
-{{ source }} as (
-    select
-        '{{ source }}' as source,
-        reject_reason as reason,
-        {{ key }} as record_id,
-        _file as file,
-        _row as file_row
-    from {{ ref('stg_' ~ source ~ '__all') }}
-    where reject_reason is not null
-),
+    {{ source }} as (
+        select
+            '{{ source }}' as source,
+            reject_reason as reason,
+            {{ key }} as record_id,
+            _file as file,
+            _row as file_row
+        from {{ ref('stg_' ~ source ~ '__all') }}
+        where reject_reason is not null
+    ),
 {%- endfor %}
 
 final as (
     {%- for source in sources %}
-    select * from {{ source }}
-    {% if not loop.last %}union all{% endif %}
+        select * from {{ source }}
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 )
 

@@ -77,7 +77,7 @@ final as (
     from people
     left join profiles on people.user_key = profiles.user_key
     left join activity_summary on people.user_key = activity_summary.user_key
-    where people.user_key not in (select user_key from erased)
+    where people.user_key not in (select erased.user_key from erased)
 )
 
 select * from final

@@ -19,14 +19,14 @@ with inventory as (
 
 staged as (
     {%- for source, rank in sources.items() %}
-    select
-        '{{ source }}' as source,
-        count(*) as seen_rows,
-        count(*) filter (where reject_reason is null and {{ rank }} = 1) as staged_rows,
-        count(*) filter (where reject_reason is null and {{ rank }} > 1) as duplicate_rows,
-        count(*) filter (where reject_reason is not null) as quarantined_rows
-    from {{ ref('stg_' ~ source ~ '__all') }}
-    {% if not loop.last %}union all{% endif %}
+        select
+            '{{ source }}' as source,
+            count(*) as seen_rows,
+            count(*) filter (where reject_reason is null and {{ rank }} = 1) as staged_rows,
+            count(*) filter (where reject_reason is null and {{ rank }} > 1) as duplicate_rows,
+            count(*) filter (where reject_reason is not null) as quarantined_rows
+        from {{ ref('stg_' ~ source ~ '__all') }}
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 

@@ -48,7 +48,8 @@ checked as (
             when updated_at is null then 'invalid_updated_at'
             when {{ clean_text('raw_signup_at') }} is not null and signup_at is null then 'invalid_signup_at'
             when {{ clean_text('raw_birth_date') }} is not null and birth_date is null then 'invalid_birth_date'
-            when {{ clean_text('raw_birth_year') }} is not null
+            when
+                {{ clean_text('raw_birth_year') }} is not null
                 and try_cast({{ clean_text('raw_birth_year') }} as integer) is null then 'invalid_birth_year'
         end as reject_reason
     from typed

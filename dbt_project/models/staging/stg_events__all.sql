@@ -25,7 +25,7 @@ typed as (
         case
             when {{ clean_text('properties') }} is null then _extra
             when json_valid(properties) and json_type(properties::json) = 'OBJECT'
-                then cast(json_merge_patch(coalesce(_extra, '{}'), properties) as varchar)
+                then (json_merge_patch(coalesce(_extra, '{}'), properties))::varchar
         end as properties,
         -- lineage and the raw text needed to explain a rejection
         _file,

@@ -641,16 +641,16 @@ _TS_SQL = """CASE {style}
 
 def _events_sql(reasons: list[str]) -> str:
     """SELECT that turns the numeric event frame `_ev` into contract columns. Bad codes:
-    1 unparseable time, 2 no event type, 3 no identifier, 4 no event id."""
+    1 unparseable or missing time, 2 no event type, 3 no identifier, 4 no event id.
+    `{occurred_at}` and `{where}` are filled by the caller, per output format."""
     types = "[" + ", ".join(f"'{t}'" for t in EVENT_TYPES) + "]"
     chans = "[" + ", ".join(f"'{c}'" for c in CHANNELS) + "]"
     rs = "[" + ", ".join(f"'{r}'" for r in reasons) + "]"
-    ts = _TS_SQL.format(style="style", epoch="epoch", tzh="tzh")
     return f"""
     SELECT
         CASE WHEN bad = 4 THEN NULL ELSE 'e' || (pid * 100000000 + seq) END AS event_id,
         CASE WHEN bad = 2 THEN NULL ELSE {types}[code + 1] END AS event_type,
-        CASE WHEN bad = 1 THEN 'not-a-date' ELSE {ts} END AS occurred_at,
+        {{occurred_at}} AS occurred_at,
         {chans}[channel + 1] AS channel,
         CASE WHEN has_uid AND bad <> 3 THEN 'U' || pid END AS user_id,
         CASE WHEN has_anon AND bad <> 3 THEN 'a' || (pid * 10 + dev) END AS anonymous_id,
@@ -683,9 +683,10 @@ class _Writer:
         self.con.execute("SET TimeZone = 'UTC'")
 
     _FORMATS = {
-        "parquet": ("FORMAT parquet, COMPRESSION snappy", "parquet"),
+        "parquet": ("FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 1000000", "parquet"),
         "csv": ("FORMAT csv, HEADER true", "csv"),
         "csv.gz": ("FORMAT csv, HEADER true, COMPRESSION gzip", "csv.gz"),
+        "jsonl": ("FORMAT json", "jsonl"),
         "jsonl.gz": ("FORMAT json, COMPRESSION gzip", "jsonl.gz"),
     }
 
@@ -709,10 +710,17 @@ class _Writer:
             "{months}", "[" + ", ".join(f"'{m}'" for m in labels) + "]")
         folder = self.raw / "events"
         # web and app in Parquet; mini-program as JSONL.gz; call-center style CSV for 5%
-        self._copy_partitioned(sql.replace("{where}", "channel <> 3"), folder, "parquet",
-                               f"app-web-c{chunk:04d}")
-        self._copy_partitioned(sql.replace("{where}", "channel = 3"), folder, "jsonl.gz",
-                               f"mini-c{chunk:04d}")
+        # app and web SDKs write typed UTC timestamps in Parquet (a broken clock: null);
+        # the mini-program writes JSON Lines with ISO strings: Z, local offsets or naive
+        typed = "CASE WHEN bad = 1 THEN NULL ELSE to_timestamp(epoch) END"
+        iso = "CASE WHEN bad = 1 THEN 'not-a-date' ELSE " + _TS_SQL.format(
+            style="style", epoch="epoch", tzh="tzh") + " END"
+        self._copy_partitioned(
+            sql.replace("{where}", "channel <> 3").replace("{occurred_at}", typed), folder,
+            "parquet", f"app-web-c{chunk:04d}")
+        self._copy_partitioned(
+            sql.replace("{where}", "channel = 3").replace("{occurred_at}", iso), folder,
+            "jsonl", f"mini-c{chunk:04d}")
         self.con.unregister("_ev")
 
     def write(self, source: str, df: pd.DataFrame, layout: str, chunk: int) -> None:

@@ -33,7 +33,7 @@ def test_deterministic_per_seed(tmp_path, generated):
 def test_writes_every_source_in_mixed_formats(generated):
     out, report = generated
     suffixes = {p.name.split(".", 1)[1] for p in (out / "raw").rglob("*.*")}
-    assert {"parquet", "csv", "jsonl.gz", "csv.gz"} <= suffixes
+    assert {"parquet", "csv", "jsonl", "jsonl.gz", "csv.gz"} <= suffixes
     for source in ("events", "orders", "customers", "campaign_touches", "privacy_requests"):
         assert report.rows[source] > 0, source
         assert any((out / "raw" / source).rglob("*")), source
@@ -49,12 +49,14 @@ def test_realistic_defects_and_identifiers(generated):
     total, distinct_ids = con.execute(
         f"select count(*), count(distinct event_id) from {ev}").fetchall()[0]
     assert total > distinct_ids  # redeliveries
-    bad_ts = con.execute(f"select count(*) from {ev} where occurred_at = 'not-a-date'").fetchall()
-    assert bad_ts[0][0] > 0
+    assert con.execute(f"select count(*) from {ev} where occurred_at is null").fetchall()[0][0]
+    mini = f"read_json('{raw}/events/**/*.jsonl', union_by_name=true, format='newline_delimited')"
+    bad_ts = con.execute(f"select count(*) from {mini} where occurred_at = 'not-a-date'")
+    assert bad_ts.fetchall()[0][0] > 0
     styles = con.execute(
         f"select count(*) filter (where occurred_at like '%Z'), "
         f"count(*) filter (where regexp_matches(occurred_at, '[+-]\\d\\d:\\d\\d$')), "
-        f"count(*) filter (where regexp_matches(occurred_at, '\\d$')) from {ev}").fetchall()[0]
+        f"count(*) filter (where regexp_matches(occurred_at, '\\d$')) from {mini}").fetchall()[0]
     assert all(n > 0 for n in styles), styles  # UTC, offsets and naive times
     anon_only = con.execute(
         f"select count(*) from {ev} where user_id is null and anonymous_id is not null "

@@ -48,18 +48,23 @@ def test_generated_world_runs_and_reconciles(small_world):
 def test_quarantine_matches_the_injected_defects(small_world):
     raw = small_world.raw
     with duckdb.connect() as con:
-        injected = con.execute(
+        # Parquet events carry typed timestamps (a broken clock writes null); JSON Lines
+        # events carry strings (a broken one writes 'not-a-date')
+        missing = con.execute(
             f"select count(*) from read_parquet('{raw}/events/**/*.parquet', union_by_name=true)"
-            " where occurred_at = 'not-a-date'").fetchall()[0][0]
-        injected += con.execute(
-            f"select count(*) from read_json('{raw}/events/**/*.jsonl.gz', union_by_name=true)"
-            " where occurred_at = 'not-a-date'").fetchall()[0][0]
-    got = q(small_world.warehouse / "serving.duckdb",
-            "select rows, example_file from marts.quarantine_summary "
-            "where source = 'events' and reason = 'invalid_occurred_at'")
-    assert injected > 0
-    assert got[0][0] == injected
-    assert got[0][1].startswith(str(raw))
+            " where occurred_at is null").fetchall()[0][0]
+        invalid = con.execute(
+            f"select count(*) from read_json('{raw}/events/**/*.jsonl', union_by_name=true, "
+            "format='newline_delimited') where occurred_at = 'not-a-date'").fetchall()[0][0]
+    got = dict(q(small_world.warehouse / "serving.duckdb",
+                 "select reason, rows from marts.quarantine_summary where source = 'events'"))
+    assert missing > 0 and invalid > 0
+    assert got["missing_occurred_at"] == missing
+    assert got["invalid_occurred_at"] == invalid
+    example = q(small_world.warehouse / "serving.duckdb",
+                "select example_file from marts.quarantine_summary where source = 'events' "
+                "and reason = 'invalid_occurred_at'")[0][0]
+    assert example.startswith(str(raw)) and example.endswith(".jsonl")
 
 
 def test_identities_match_the_generator_truth(small_world):

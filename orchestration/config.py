@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 KNOWN_EVENT_TYPES = [
     "signup", "login", "session_start", "page_view", "feature_use", "add_to_cart", "purchase",
@@ -39,6 +46,57 @@ class IdentityConfig(_Section):
     )
 
 
+class LifecycleConfig(_Section):
+    activation_event_types: list[str] = Field(
+        default_factory=lambda: ["purchase", "subscription_start"], min_length=1,
+        description="Event types that count as the activation action (an order always "
+                    "does).")
+    activation_window_days: int = Field(
+        14, ge=1, description="A new person is activated by doing the activation action "
+                              "within this many days of signup.")
+    activated_period_days: int = Field(
+        30, ge=1, description="Days a person stays in stage `activated` after activating "
+                              "(then `active`).")
+    dormant_after_days: int = Field(
+        14, ge=1, description="Days without activity after which a person is `dormant`.")
+    churned_after_days: int = Field(
+        60, ge=2, description="Days without activity after which a person is `churned`.")
+    subscription_period_days: int = Field(
+        30, ge=1, description="Days one subscription payment (start or renew) covers.")
+    subscription_grace_days: int = Field(
+        7, ge=0, description="A subscriber whose paid period ended this many days ago, with "
+                             "no activity since, is `churned`.")
+    reactivated_period_days: int = Field(
+        30, ge=1, description="Days a person stays in stage `reactivated` after returning "
+                              "from `churned` (then `active`).")
+    churn_reasons_window_days: int = Field(
+        90, ge=1, description="`churn_reasons` and `churn_behaviour` cover people who churned "
+                              "in this many days up to the as-of date.")
+    behaviour_window_days: int = Field(
+        28, ge=7, description="Days before churn (or before the as-of date, for retained "
+                              "people) compared in `churn_behaviour`.")
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> LifecycleConfig:
+        if self.churned_after_days <= self.dormant_after_days:
+            raise ValueError(
+                f"churned_after_days ({self.churned_after_days}) must be greater than "
+                f"dormant_after_days ({self.dormant_after_days})")
+        return self
+
+
+class RetentionConfig(_Section):
+    max_days: int = Field(30, ge=1, description="Day-cohort periods reported (0..N).")
+    max_weeks: int = Field(26, ge=1, description="Week-cohort periods reported (0..N).")
+    max_months: int = Field(12, ge=1, description="Month-cohort periods reported (0..N).")
+
+
+class RfmConfig(_Section):
+    window_days: int = Field(365, ge=1, description="Frequency and monetary value count "
+                                                   "completed orders in this many days up to "
+                                                   "the as-of date.")
+
+
 class UlmConfig(_Section):
     timezone: str = Field("UTC", description="Time zone of timestamps written without an "
                                              "offset in the raw files.")
@@ -52,6 +110,9 @@ class UlmConfig(_Section):
         default_factory=lambda: list(DEFAULT_ACTIVITY_TYPES), min_length=1,
         description="Event types that make a person active on a day (an order always does).")
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    rfm: RfmConfig = Field(default_factory=RfmConfig)
 
     @field_validator("timezone", "business_timezone")
     @classmethod
@@ -129,6 +190,9 @@ def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path) -> dict[st
         "default_phone_country_code": config.default_phone_country_code,
         "activity_event_types": config.activity_event_types,
         "identity_max_accounts_per_identifier": config.identity.max_accounts_per_identifier,
+        **{f"lifecycle_{k}": v for k, v in config.lifecycle.model_dump().items()},
+        **{f"retention_{k}": v for k, v in config.retention.model_dump().items()},
+        **{f"rfm_{k}": v for k, v in config.rfm.model_dump().items()},
     }
 
 

@@ -18,6 +18,14 @@ event_days as (
         count(*) filter (where event_type = 'session_start') as sessions,
         count(*) filter (where event_type = 'purchase') as purchase_events,
         count(*) filter (where event_type = 'support_ticket') as support_tickets,
+        count(*) filter (
+            where event_type in ({{ sql_list(var('lifecycle_activation_event_types')) }})
+        ) as activation_events,
+        count(*) filter (
+            where event_type in ('subscription_start', 'subscription_renew')
+        ) as subscription_payments,
+        count(try_cast(json_extract_string(properties, '$.nps') as integer)) as nps_responses,
+        sum(try_cast(json_extract_string(properties, '$.nps') as integer)) as nps_total,
         count(distinct channel) as event_channels
     from events
     group by user_key, event_date
@@ -43,6 +51,10 @@ final as (
         coalesce(e.sessions, 0) as sessions,
         coalesce(e.purchase_events, 0) as purchase_events,
         coalesce(e.support_tickets, 0) as support_tickets,
+        coalesce(e.activation_events, 0) as activation_events,
+        coalesce(e.subscription_payments, 0) as subscription_payments,
+        coalesce(e.nps_responses, 0) as nps_responses,
+        coalesce(e.nps_total, 0) as nps_total,
         coalesce(e.event_channels, 0) as event_channels,
         coalesce(o.orders, 0) as orders,
         coalesce(o.completed_orders, 0) as completed_orders,

@@ -1,0 +1,154 @@
+{#- One row per business date: usage (DAU, WAU, MAU, stickiness), lifecycle flows (new,
+    activated, churned, reactivated), money (revenue = completed orders; ARPU = revenue / DAU;
+    ARPPU = revenue / paying users) and churn rates. Churn rate = customers at the start of a
+    period who churned in it / customers at the start (customers: new, activated, active,
+    dormant or reactivated); daily, over the trailing 30 days (monthly) and annualised. -#}
+{%- set customer_stages = "('new', 'activated', 'active', 'dormant', 'reactivated')" %}
+with activity as (
+    select * from {{ ref('int_person_day_activity') }}
+),
+
+stages as (
+    select * from {{ ref('int_person_day_stage') }}
+),
+
+daily_stages as (
+    select * from {{ ref('lifecycle_daily') }}
+),
+
+milestones as (
+    select * from {{ ref('int_person_milestones') }}
+),
+
+calendar as (
+    select distinct date as day from daily_stages
+),
+
+usage as (
+    select
+        calendar.day,
+        count(distinct activity.user_key) filter (where activity.activity_date = calendar.day) as dau,
+        count(distinct activity.user_key) filter (where activity.activity_date > calendar.day - 7) as wau,
+        count(distinct activity.user_key) as mau
+    from calendar
+    inner join activity
+        on
+            activity.is_active
+            and activity.activity_date > calendar.day - 30
+            and activity.activity_date <= calendar.day
+    group by calendar.day
+),
+
+money as (
+    select
+        activity_date as day,
+        sum(revenue) as revenue,
+        count(*) filter (where completed_orders > 0) as paying_users
+    from activity
+    group by activity_date
+),
+
+signups as (
+    select
+        signup_date as day,
+        count(*) as new_users
+    from milestones
+    where signup_date is not null
+    group by signup_date
+),
+
+activations as (
+    select
+        activation_date as day,
+        count(*) as activated_users
+    from milestones
+    where is_activated_in_window
+    group by activation_date
+),
+
+flows as (
+    select
+        date as day,
+        sum(entered) filter (where lifecycle_stage = 'churned') as churned_users,
+        sum(entered) filter (where lifecycle_stage = 'reactivated') as reactivated_users,
+        sum(users) filter (where lifecycle_stage in {{ customer_stages }}) as customers
+    from daily_stages
+    group by date
+),
+
+churn_entries as (
+    select user_key, valid_from as churned_on
+    from {{ ref('user_lifecycle_history') }}
+    where lifecycle_stage = 'churned'
+),
+
+monthly_churn as (
+    {#- customers on day d0 who entered churned in (d0, d0 + 30], counted on d0 + 30 -#}
+    select
+        stages.day + 30 as day,
+        count(distinct stages.user_key) as churned_in_30_days
+    from stages
+    inner join churn_entries
+        on
+            stages.user_key = churn_entries.user_key
+            and churn_entries.churned_on > stages.day
+            and churn_entries.churned_on <= stages.day + 30
+    where stages.lifecycle_stage in {{ customer_stages }}
+    group by stages.day + 30
+),
+
+joined as (
+    select
+        calendar.day,
+        coalesce(usage.dau, 0) as dau,
+        coalesce(usage.wau, 0) as wau,
+        coalesce(usage.mau, 0) as mau,
+        coalesce(signups.new_users, 0) as new_users,
+        coalesce(activations.activated_users, 0) as activated_users,
+        coalesce(flows.churned_users, 0) as churned_users,
+        coalesce(flows.reactivated_users, 0) as reactivated_users,
+        coalesce(money.revenue, 0) as revenue,
+        coalesce(money.paying_users, 0) as paying_users,
+        coalesce(flows.customers, 0) as customers,
+        lag(flows.customers) over (order by calendar.day) as customers_at_start,
+        lag(flows.customers, 30) over (order by calendar.day) as customers_30_days_before,
+        coalesce(monthly_churn.churned_in_30_days, 0) as churned_in_30_days
+    from calendar
+    left join usage on calendar.day = usage.day
+    left join money on calendar.day = money.day
+    left join signups on calendar.day = signups.day
+    left join activations on calendar.day = activations.day
+    left join flows on calendar.day = flows.day
+    left join monthly_churn on calendar.day = monthly_churn.day
+),
+
+final as (
+    select
+        day as date,
+        {{ as_of_date() }} as as_of_date,
+        dau,
+        wau,
+        mau,
+        case when mau > 0 then dau / mau end as stickiness,
+        new_users,
+        activated_users,
+        churned_users,
+        reactivated_users,
+        revenue,
+        paying_users,
+        case when dau > 0 then revenue / dau end as arpu,
+        case when paying_users > 0 then revenue / paying_users end as arppu,
+        customers,
+        customers_at_start,
+        case when customers_at_start > 0 then churned_users / customers_at_start end as churn_rate,
+        case
+            when customers_30_days_before > 0 then churned_in_30_days / customers_30_days_before
+        end as churn_rate_monthly,
+        case
+            when customers_30_days_before > 0
+                then 1 - power(1 - churned_in_30_days / customers_30_days_before, 365.0 / 30)
+        end as churn_rate_annualised
+    from joined
+)
+
+select * from final

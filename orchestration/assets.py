@@ -1,13 +1,16 @@
 """Dagster assets: wiring only. Landing (Python), dbt models, publish."""
 
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field
 
+from ml import reports
 from orchestration.config import dbt_vars
 from orchestration.dbt_args import dbt_build_args, resolve_as_of, summarize_failures
 from orchestration.landing import SOURCES, land
@@ -90,6 +93,49 @@ def ulm_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: 
 def _mart_keys() -> list[dg.AssetKey]:
     return [key for key in ulm_dbt_models.keys
             if ulm_dbt_models.group_names_by_key.get(key) == "marts"]
+
+
+def _model_key(name: str) -> dg.AssetKey:
+    (key,) = [k for k in ulm_dbt_models.keys if k.path[-1] == name]
+    return key
+
+
+REPORT_MARTS = ["cohort_retention", "lifecycle_daily", "lifecycle_transitions", "kpi_daily"]
+
+
+def _image_md(title: str, png: bytes) -> str:
+    return f"### {title}\n\n![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+@dg.asset(deps=[_model_key(m) for m in REPORT_MARTS], group_name="reports")
+def lifecycle_report(context: dg.AssetExecutionContext, ulm: UlmSettings):
+    """Retention heatmap, lifecycle flow and KPI trend of this run, shown in the UI and saved
+    as PNG files under WAREHOUSE/reports/."""
+    with duckdb.connect(str(ulm.work_db), read_only=True) as con:
+        frames = {m: con.execute(f"select * from marts.{m}").df() for m in REPORT_MARTS}
+    pictures = {
+        "retention_heatmap": ("Weekly cohort retention",
+                              reports.retention_heatmap(frames["cohort_retention"])),
+        "lifecycle_flow": ("Lifecycle flow", reports.lifecycle_flow(
+            frames["lifecycle_daily"], frames["lifecycle_transitions"])),
+        "kpi_trend": ("KPI trend", reports.kpi_trend(frames["kpi_daily"])),
+    }
+    folder = ulm.warehouse / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    metadata: dict[str, Any] = {}
+    for name, (title, png) in pictures.items():
+        (folder / f"{name}.png").write_bytes(png)
+        metadata[name] = dg.MetadataValue.md(_image_md(title, png))
+        metadata[f"{name}_file"] = dg.MetadataValue.path(str(folder / f"{name}.png"))
+    kpis = frames["kpi_daily"].sort_values("date")
+    if not kpis.empty:
+        last = kpis.iloc[-1]
+        metadata["dau"] = int(last["dau"])
+        metadata["mau"] = int(last["mau"])
+        rate = last["churn_rate_monthly"]
+        metadata["churn_rate_monthly"] = None if rate is None or rate != rate else float(rate)
+    context.log.info(f"lifecycle pictures written to {folder}")
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(deps=_mart_keys(), group_name="publish")

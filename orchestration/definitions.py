@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets import raw_landing, serving_database, ulm_dbt_models
+from orchestration.assets import lifecycle_report, raw_landing, serving_database, ulm_dbt_models
 from orchestration.project import DBT_EXECUTABLE, ulm_dbt_project
 from orchestration.resources import UlmSettings
 from orchestration.schedules import daily_job, daily_schedule
@@ -26,7 +26,7 @@ def build_resources(ulm: UlmSettings | None = None) -> dict:
 
 
 defs = dg.Definitions(
-    assets=[raw_landing, ulm_dbt_models, serving_database],
+    assets=[raw_landing, ulm_dbt_models, serving_database, lifecycle_report],
     jobs=[daily_job],
     schedules=[daily_schedule],
     resources=build_resources(),

@@ -21,6 +21,7 @@ people as (
     select
         user_key,
         min(first_seen_at) as first_seen_at,
+        min(substr(node_id, 3)) filter (where node_type = 'user_id') as account_id,
         count(*) filter (where node_type = 'user_id') as account_ids,
         count(*) filter (where node_type = 'anonymous_id') as device_ids,
         bool_or(node_type in ('user_id', 'email', 'phone')) as is_known,
@@ -44,7 +45,7 @@ activity_summary as (
 final as (
     select
         people.user_key,
-        profiles.user_id,
+        coalesce(profiles.user_id, people.account_id) as user_id,
         people.first_seen_at,
         profiles.signup_at,
         profiles.acquisition_channel,

@@ -95,3 +95,28 @@ def test_reference_table_lists_every_key_and_readme_documents_it():
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     missing = [k for k in keys if f"`{k}`" not in readme]
     assert not missing, f"README does not document config keys: {missing}"
+
+
+def test_lifecycle_thresholds_must_be_ordered(tmp_path):
+    with pytest.raises(ConfigError, match="must be greater than dormant_after_days"):
+        load_config(write(tmp_path, "lifecycle:\n  dormant_after_days: 30\n"
+                                    "  churned_after_days: 30\n"))
+    config = load_config(write(tmp_path, "lifecycle:\n  churned_after_days: 90\n"))
+    assert config.lifecycle.churned_after_days == 90
+    v = dbt_vars(config, "2026-01-01", tmp_path)
+    assert v["lifecycle_churned_after_days"] == 90
+    assert v["lifecycle_dormant_after_days"] == 14
+    assert v["rfm_window_days"] == 365
+
+
+def test_dbt_project_declares_every_var_the_config_sends(tmp_path):
+    import yaml
+
+    project = yaml.safe_load((Path(__file__).parent.parent / "dbt_project" / "dbt_project.yml")
+                             .read_text(encoding="utf-8"))
+    sent = set(dbt_vars(load_config(None), "2026-01-01", tmp_path)) - {"warehouse_dir"}
+    declared = set(project["vars"])
+    assert sent == declared
+    defaults = dbt_vars(load_config(None), project["vars"]["as_of_date"], tmp_path)
+    for key in declared:
+        assert project["vars"][key] == defaults[key], key

@@ -17,12 +17,18 @@ with milestones as (
 ),
 
 activity as (
-    select user_key, activity_date from {{ ref('int_person_day_activity') }}
+    select
+        user_key,
+        activity_date
+    from {{ ref('int_person_day_activity') }}
     where is_active
 ),
 
 lapses as (
-    select user_key, lapse_date from {{ ref('int_subscription_lapses') }}
+    select
+        user_key,
+        lapse_date
+    from {{ ref('int_subscription_lapses') }}
 ),
 
 days as (
@@ -101,7 +107,8 @@ final as (
             when day - last_active_date >= {{ var('lifecycle_dormant_after_days') }} then 'dormant'
             when day - last_reactivation_date < {{ var('lifecycle_reactivated_period_days') }} then 'reactivated'
             when activation_date is null or day < activation_date then 'new'
-            when is_activated_in_window
+            when
+                is_activated_in_window
                 and day - activation_date < {{ var('lifecycle_activated_period_days') }} then 'activated'
             else 'active'
         end as lifecycle_stage

@@ -72,7 +72,7 @@ activations as (
     inner join activity
         on
             signups.user_key = activity.user_key
-            and activity.activity_date >= signups.signup_date
+            and signups.signup_date <= activity.activity_date
             and (activity.activation_events > 0 or activity.orders > 0)
     group by signups.user_key
 ),

@@ -22,7 +22,7 @@ last_activity as (
         on
             entries.user_key = activity.user_key
             and activity.is_active
-            and activity.activity_date < entries.churned_on
+            and entries.churned_on > activity.activity_date
     group by entries.user_key
 ),
 
@@ -35,7 +35,7 @@ stated as (
     inner join {{ ref('int_events') }} as events
         on
             entries.user_key = events.user_key
-            and events.event_date <= entries.churned_on
+            and entries.churned_on >= events.event_date
             and events.event_type in ('subscription_cancel', 'survey_response')
             and json_extract_string(events.properties, '$.cancel_reason') is not null
     group by entries.user_key

@@ -21,16 +21,34 @@ members as (
         on milestones.user_key = profiles.user_key
 ),
 
-aggregated as (
+by_channel as (
     select
         cohort_start,
-        coalesce(acquisition_channel, 'all') as acquisition_channel,
+        acquisition_channel,
         count(*) as cohort_users,
         count(*) filter (where is_activated_in_window) as activated_users,
         avg(days_to_activate) as avg_days_to_activate,
         median(days_to_activate) as median_days_to_activate
     from members
-    group by grouping sets ((cohort_start, acquisition_channel), (cohort_start))
+    group by cohort_start, acquisition_channel
+),
+
+everyone as (
+    select
+        cohort_start,
+        'all' as acquisition_channel,
+        count(*) as cohort_users,
+        count(*) filter (where is_activated_in_window) as activated_users,
+        avg(days_to_activate) as avg_days_to_activate,
+        median(days_to_activate) as median_days_to_activate
+    from members
+    group by cohort_start
+),
+
+aggregated as (
+    select * from by_channel
+    union all
+    select * from everyone
 ),
 
 final as (

@@ -5,12 +5,18 @@
     support tickets and NPS. -#}
 {%- set window = var('lifecycle_behaviour_window_days') %}
 with churners as (
-    select user_key, last_active_date + 1 as reference_date, 'churned' as user_group
+    select
+        user_key,
+        last_active_date + 1 as reference_date,
+        'churned' as user_group
     from {{ ref('int_recent_churners') }}
 ),
 
 retained as (
-    select user_key, {{ as_of_date() }} + 1 as reference_date, 'retained' as user_group
+    select
+        user_key,
+        {{ as_of_date() }} + 1 as reference_date,
+        'retained' as user_group
     from {{ ref('int_person_day_stage') }}
     where day = {{ as_of_date() }} and lifecycle_stage in ('new', 'activated', 'active', 'dormant', 'reactivated')
 ),
@@ -37,7 +43,7 @@ windowed as (
         on
             people.user_key = activity.user_key
             and activity.activity_date >= people.reference_date - {{ window }}
-            and activity.activity_date < people.reference_date
+            and people.reference_date > activity.activity_date
     group by people.user_group, people.user_key
 ),
 

@@ -12,13 +12,13 @@ total as (
 
 breakdown as (
     {%- for dimension in dimensions %}
-    select
-        '{{ dimension }}' as dimension,
-        {{ dimension }} as dimension_value,
-        count(*) as churned_users
-    from churners
-    group by {{ dimension }}
-    {% if not loop.last %}union all{% endif %}
+        select
+            '{{ dimension }}' as dimension,
+            {{ dimension }} as dimension_value,
+            count(*) as churned_users
+        from churners
+        group by {{ dimension }}
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 

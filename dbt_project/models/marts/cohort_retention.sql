@@ -35,56 +35,69 @@ with members as (
 ),
 
 activity as (
-    select user_key, activity_date from {{ ref('int_person_day_activity') }}
+    select
+        user_key,
+        activity_date
+    from {{ ref('int_person_day_activity') }}
     where is_active
 ),
 
 {%- for grain, g in grains.items() %}
 
-{{ grain }}_members as (
-    select
-        '{{ grain }}' as cohort_period,
-        m.*,
-        {{ g.start }} as cohort_start
-    from members as m
-),
+    {{ grain }}_members as (
+        select
+            '{{ grain }}' as cohort_period,
+            m.*,
+            {{ g.start }} as cohort_start
+        from members as m
+    ),
 
-{{ grain }}_activity as (
-    select distinct
-        m.cohort_period,
-        m.cohort_start,
-        m.acquisition_channel,
-        m.user_key,
-        {{ g.period }} as period_number
-    from {{ grain }}_members as m
-    inner join activity as a
-        on m.user_key = a.user_key and a.activity_date >= m.signup_date
-),
+    {{ grain }}_activity as (
+        select distinct
+            m.cohort_period,
+            m.cohort_start,
+            m.acquisition_channel,
+            m.user_key,
+            {{ g.period }} as period_number
+        from {{ grain }}_members as m
+        inner join activity as a
+            on m.user_key = a.user_key and m.signup_date <= a.activity_date
+    ),
 {%- endfor %}
 
 cohort_members as (
     {%- for grain in grains %}
-    select cohort_period, cohort_start, acquisition_channel, user_key from {{ grain }}_members
-    {% if not loop.last %}union all{% endif %}
+        select
+            cohort_period,
+            cohort_start,
+            acquisition_channel,
+            user_key
+        from {{ grain }}_members
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 
 member_activity as (
     {%- for grain in grains %}
-    select * from {{ grain }}_activity
-    {% if not loop.last %}union all{% endif %}
+        select * from {{ grain }}_activity
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 
 periods as (
     {%- for grain, g in grains.items() %}
-    select '{{ grain }}' as cohort_period, unnest(range(0, {{ g.max + 1 }})) as period_number
-    {% if not loop.last %}union all{% endif %}
+        select
+            '{{ grain }}' as cohort_period,
+            unnest(range(0, {{ g.max + 1 }})) as period_number
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 
 last_period as (
-    select cohort_period, user_key, max(period_number) as last_period_number
+    select
+        cohort_period,
+        user_key,
+        max(period_number) as last_period_number
     from member_activity
     group by cohort_period, user_key
 ),
@@ -111,20 +124,36 @@ member_periods as (
             and cohort_members.user_key = last_period.user_key
 ),
 
-aggregated as (
+by_channel as (
     select
         cohort_period,
         cohort_start,
-        coalesce(acquisition_channel, 'all') as acquisition_channel,
+        acquisition_channel,
         period_number,
         count(*) as cohort_users,
         count(*) filter (where is_retained) as retained_users,
         count(*) filter (where is_retained_or_later) as retained_or_later_users
     from member_periods
-    group by grouping sets (
-        (cohort_period, cohort_start, acquisition_channel, period_number),
-        (cohort_period, cohort_start, period_number)
-    )
+    group by cohort_period, cohort_start, acquisition_channel, period_number
+),
+
+everyone as (
+    select
+        cohort_period,
+        cohort_start,
+        'all' as acquisition_channel,
+        period_number,
+        count(*) as cohort_users,
+        count(*) filter (where is_retained) as retained_users,
+        count(*) filter (where is_retained_or_later) as retained_or_later_users
+    from member_periods
+    group by cohort_period, cohort_start, period_number
+),
+
+aggregated as (
+    select * from by_channel
+    union all
+    select * from everyone
 ),
 
 final as (
@@ -143,7 +172,7 @@ final as (
     where
         case cohort_period
             {%- for grain, g in grains.items() %}
-            when '{{ grain }}' then {{ g.period_end }} <= {{ as_of_date() }}
+                when '{{ grain }}' then {{ g.period_end }} <= {{ as_of_date() }}
             {%- endfor %}
         end
 )

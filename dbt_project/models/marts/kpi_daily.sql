@@ -35,7 +35,7 @@ usage as (
         on
             activity.is_active
             and activity.activity_date > calendar.day - 30
-            and activity.activity_date <= calendar.day
+            and calendar.day >= activity.activity_date
     group by calendar.day
 ),
 
@@ -77,7 +77,9 @@ flows as (
 ),
 
 churn_entries as (
-    select user_key, valid_from as churned_on
+    select
+        user_key,
+        valid_from as churned_on
     from {{ ref('user_lifecycle_history') }}
     where lifecycle_stage = 'churned'
 ),
@@ -91,7 +93,7 @@ monthly_churn as (
     inner join churn_entries
         on
             stages.user_key = churn_entries.user_key
-            and churn_entries.churned_on > stages.day
+            and stages.day < churn_entries.churned_on
             and churn_entries.churned_on <= stages.day + 30
     where stages.lifecycle_stage in {{ customer_stages }}
     group by stages.day + 30

@@ -36,7 +36,9 @@ scored as (
         {{ as_of_date() }} - last_order_date as recency_days,
         frequency,
         monetary,
-        cast(least(5, 1 + floor(5 * percent_rank() over (order by {{ as_of_date() }} - last_order_date desc))) as integer)
+        cast(
+            least(5, 1 + floor(5 * percent_rank() over (order by {{ as_of_date() }} - last_order_date desc))) as integer
+        )
             as r_score,
         cast(least(5, 1 + floor(5 * percent_rank() over (order by frequency))) as integer) as f_score,
         cast(least(5, 1 + floor(5 * percent_rank() over (order by monetary))) as integer) as m_score

@@ -7,7 +7,9 @@
     recently_churned  churned in the last `lifecycle_churn_reasons_window_days`
     reachable     marketing consent given and not withdrawn -#}
 with stage_today as (
-    select user_key, lifecycle_stage
+    select
+        user_key,
+        lifecycle_stage
     from {{ ref('int_person_day_stage') }}
     where day = {{ as_of_date() }}
 ),
@@ -21,19 +23,45 @@ profiles as (
 ),
 
 tags as (
-    select user_key, lifecycle_stage as tag from stage_today
+    select
+        user_key,
+        lifecycle_stage as tag
+    from stage_today
     union all
-    select user_key, 'high_value' as tag from rfm where m_score = 5
+    select
+        user_key,
+        'high_value' as tag
+    from rfm
+    where m_score = 5
     union all
-    select user_key, 'champion' as tag from rfm where rfm_segment in ('Champions', 'Loyal')
+    select
+        user_key,
+        'champion' as tag
+    from rfm
+    where rfm_segment in ('Champions', 'Loyal')
     union all
-    select user_key, 'at_risk' as tag from rfm where rfm_segment in ('At Risk', 'Can''t Lose')
+    select
+        user_key,
+        'at_risk' as tag
+    from rfm
+    where rfm_segment in ('At Risk', 'Can''t Lose')
     union all
-    select user_key, 'at_risk' as tag from stage_today where lifecycle_stage = 'dormant'
+    select
+        user_key,
+        'at_risk' as tag
+    from stage_today
+    where lifecycle_stage = 'dormant'
     union all
-    select user_key, 'recently_churned' as tag from {{ ref('int_recent_churners') }}
+    select
+        user_key,
+        'recently_churned' as tag
+    from {{ ref('int_recent_churners') }}
     union all
-    select user_key, 'reachable' as tag from profiles where marketing_consent
+    select
+        user_key,
+        'reachable' as tag
+    from profiles
+    where marketing_consent
 ),
 
 final as (

@@ -97,6 +97,13 @@ class RfmConfig(_Section):
                                                    "the as-of date.")
 
 
+class EngineConfig(_Section):
+    memory_limit: str = Field(
+        "3GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory DuckDB may use for the dbt models before spilling to "
+                    "WAREHOUSE/work.duckdb.tmp (e.g. 3GB, 12GiB).")
+
+
 class UlmConfig(_Section):
     timezone: str = Field("UTC", description="Time zone of timestamps written without an "
                                              "offset in the raw files.")
@@ -113,6 +120,7 @@ class UlmConfig(_Section):
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     rfm: RfmConfig = Field(default_factory=RfmConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
     @field_validator("timezone", "business_timezone")
     @classmethod
@@ -193,6 +201,7 @@ def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path) -> dict[st
         **{f"lifecycle_{k}": v for k, v in config.lifecycle.model_dump().items()},
         **{f"retention_{k}": v for k, v in config.retention.model_dump().items()},
         **{f"rfm_{k}": v for k, v in config.rfm.model_dump().items()},
+        "engine_memory_limit": config.engine.memory_limit,
     }
 
 

@@ -51,6 +51,7 @@ days as (
 marked as (
     select
         days.*,
+        activity.user_key is not null as has_activity,
         activity.user_key is not null or days.day = days.signup_date as is_active,
         lapses.lapse_date
     from days
@@ -62,6 +63,7 @@ clocks as (
     select
         *,
         max(case when is_active then day end) over person_so_far as last_active_date,
+        max(case when has_activity then day end) over person_so_far as last_activity_date,
         max(lapse_date) over person_so_far as last_lapse_date
     from marked
     window person_so_far as (partition by user_key order by day rows between unbounded preceding and current row)
@@ -100,7 +102,8 @@ final as (
     select
         user_key,
         day,
-        is_active,
+        has_activity as is_active,
+        day - last_activity_date as days_since_activity,
         case
             when signup_date is null or day < signup_date then 'prospect'
             when is_churned then 'churned'

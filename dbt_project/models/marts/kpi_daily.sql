@@ -25,18 +25,15 @@ calendar as (
 ),
 
 usage as (
+    {#- active today, in the last 7 and in the last 30 days, from each person's running
+        days-since-activity clock (no range join over activity) -#}
     select
-        calendar.day,
-        count(distinct activity.user_key) filter (where activity.activity_date = calendar.day) as dau,
-        count(distinct activity.user_key) filter (where activity.activity_date > calendar.day - 7) as wau,
-        count(distinct activity.user_key) as mau
-    from calendar
-    inner join activity
-        on
-            activity.is_active
-            and activity.activity_date > calendar.day - 30
-            and calendar.day >= activity.activity_date
-    group by calendar.day
+        day,
+        count(*) filter (where days_since_activity = 0) as dau,
+        count(*) filter (where days_since_activity < 7) as wau,
+        count(*) filter (where days_since_activity < 30) as mau
+    from stages
+    group by day
 ),
 
 money as (

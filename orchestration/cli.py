@@ -224,7 +224,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "ULM_RAW_DIR": str(Path(args.raw_dir).resolve()),
         "ULM_WAREHOUSE": str(warehouse),
         "ULM_CONFIG": str(Path(args.config).resolve()) if args.config else "",
-        "ULM_PII_KEY": _pii_key(demo=not os.environ.get("ULM_PII_KEY"), warehouse=warehouse),
+        # a demo warehouse keeps its demo key; any other needs the real secret
+        "ULM_PII_KEY": _pii_key(demo=(warehouse / ".demo_pii_key").exists(),
+                                warehouse=warehouse),
     }
     dagster = Path(sys.executable).with_name("dagster")
     cmd = [str(dagster), "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p",

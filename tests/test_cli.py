@@ -49,3 +49,9 @@ def test_config_check(tmp_path, capsys):
     assert main(["config", "--check", str(cfg)]) == 0
     assert main(["config"]) == 0
     assert "identity.max_accounts_per_identifier" in capsys.readouterr().out
+
+
+def test_ui_needs_the_key_outside_a_demo_warehouse(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ULM_PII_KEY")
+    assert main(["ui", "--warehouse", str(tmp_path / "wh"), "--raw-dir", str(tmp_path)]) == 2
+    assert "ULM_PII_KEY" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +109,23 @@ def generate(
     campaign_stats: dict[str, dict[str, int]] = {}
 
 
+    written = [0]
+    lock = threading.Lock()
+
     def write_chunk(chunk: int, tables: dict, truth_tables: dict) -> None:
         for name, (df, layout) in tables.items():
             writer.write(name, df, layout, chunk)
         for name, df in truth_tables.items():
             writer.write_truth(truth / f"{name}-c{chunk:04d}.parquet", df)
-        if progress:
-            progress(chunk + 1, n_chunks)
+        with lock:
+            written[0] += 1
+            if progress:
+                progress(written[0], n_chunks)
 
-    # DuckDB writes chunk k (releasing the GIL) while numpy simulates chunk k+1; at most
-    # two chunks are alive, so memory stays bounded
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = None
+    # DuckDB writes earlier chunks (two at a time, releasing the GIL) while numpy simulates
+    # the next; at most three chunks are alive, so memory stays bounded
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: list = []
         for chunk in range(n_chunks):
             lo = chunk * settings.chunk_users
             hi = min(settings.users, lo + settings.chunk_users)
@@ -127,11 +134,11 @@ def generate(
             for name, (df, _) in tables.items():
                 report.rows[name] = report.rows.get(name, 0) + len(df)
             _accumulate_campaign_stats(campaign_stats, truth_tables["campaign_outcomes"])
-            if pending is not None:
-                pending.result()
-            pending = pool.submit(write_chunk, chunk, tables, truth_tables)
-        if pending is not None:
-            pending.result()
+            if len(pending) == 2:
+                pending.pop(0).result()
+            pending.append(pool.submit(write_chunk, chunk, tables, truth_tables))
+        for future in pending:
+            future.result()
     _shared_phone_orders(writer, settings, start, report)
     report.files = sum(1 for f in raw.rglob("*") if f.is_file())
     report.seconds = time.perf_counter() - started
@@ -419,14 +426,16 @@ def _events_table(rng, ev, lo, place, cancel_reason, bad_exp, start, s):
     ref = t == T["refund"]
     amount[ref] = np.round(rng.gamma(2.0, 15.0, ref.sum()), 2)
     nps = np.where(bad_exp[who], rng.integers(0, 7, n), rng.integers(6, 11, n)).astype(np.int8)
-    reason_code = np.searchsorted(np.sort(CANCEL_REASONS), cancel_reason[who]).astype(np.int8)
-    df = pd.DataFrame({
+    # cancel reasons as codes per person, then per event (no string work per event)
+    reason_code = np.searchsorted(np.sort(CANCEL_REASONS), cancel_reason).astype(np.int8)[who]
+    day = ev["day"].astype(np.int64)
+    cols = {
         "pid": (who + lo).astype(np.int64),
         "seq": np.arange(n, dtype=np.int64),
         "code": t.astype(np.int8),
         "channel": channel,
         "dev": ev["dev"].astype(np.int8),
-        "epoch": ((start + ev["day"]).astype("datetime64[s]").astype(np.int64) + ev["sec"]),
+        "epoch": (start + day).astype("datetime64[s]").astype(np.int64) + ev["sec"],
         "tzh": offset_h,
         "style": _ts_style(rng, n, offset_h),
         "has_uid": has_uid,
@@ -437,38 +446,47 @@ def _events_table(rng, ev, lo, place, cancel_reason, bad_exp, start, s):
         "reason": reason_code,
         "feature": rng.integers(0, 3, n).astype(np.int8),
         "bad": np.zeros(n, np.int8),
-        "_day": ev["day"].astype(np.int64),
-    })
-    return _inject_event_defects(rng, df, s)
+        "_day": day,
+    }
+    return _inject_event_defects(rng, cols, s)
 
 
-def _inject_event_defects(rng, df, s):
+def _inject_event_defects(rng, cols: dict, s) -> pa.Table:
     """Malformed rows (bad codes 1-4), redeliveries (same event_id again, maybe a later
-    partition) and late arrivals (landing in a later partition than they occurred)."""
-    n = len(df)
-    if n == 0:
-        return df
+    partition) and late arrivals (landing in a later partition than they occurred). The
+    original events are the first rows; redeliveries are appended after them."""
+    n = len(cols["pid"])
     bad = rng.random(n) < s.defect_rate
-    df.loc[bad, "bad"] = rng.integers(1, 5, bad.sum()).astype(np.int8)
-    dup = df[rng.random(n) < s.duplicate_rate].copy()
-    dup["_day"] = dup["_day"] + rng.integers(0, 3, len(dup))
+    cols["bad"][bad] = rng.integers(1, 5, bad.sum()).astype(np.int8)
+    dup = np.flatnonzero(rng.random(n) < s.duplicate_rate)
     late = rng.random(n) < s.late_rate
-    df.loc[late, "_day"] = df.loc[late, "_day"] + rng.integers(1, 6, late.sum())
-    return pd.concat([df, dup], ignore_index=True)
+    cols["_day"][late] += rng.integers(1, 6, late.sum())
+    dup_day = cols["_day"][dup] + rng.integers(0, 3, len(dup))
+    take = np.concatenate([np.arange(n), dup])
+    out = {k: v[take] for k, v in cols.items()}
+    out["_day"][n:] = dup_day
+    return pa.table(out)
 
 
 def _orders_table(rng, ev_df, pid, lo, user_id, email, phone, has_phone, kind, place, start, s):
     """Shop orders mirror purchase events (same order id and amount); store (POS) orders are
     known only by a phone typed at the till."""
     n = len(pid)
-    buy = ev_df[(ev_df["code"] == T["purchase"]) & ~ev_df.duplicated("seq")]
-    who = buy["pid"].to_numpy() - lo
-    epoch = buy["epoch"].to_numpy()
+    code = ev_df.column("code").to_numpy()
+    seq = ev_df.column("seq").to_numpy()
+    # originals come first; a redelivered purchase is the same order, not a new one
+    first = np.zeros(len(seq), dtype=bool)
+    first[: int(seq.max()) + 1 if len(seq) else 0] = True
+    buy = np.flatnonzero((code == T["purchase"]) & first)
+    pids = ev_df.column("pid").to_numpy()[buy]
+    who = pids - lo
+    epoch = ev_df.column("epoch").to_numpy()[buy]
     online = pd.DataFrame({
-        "order_id": ("o" + (buy["pid"] * 100_000_000 + buy["seq"]).astype(str)).to_numpy(
-            dtype=object),
+        "order_id": np.char.add("o", (pids * 100_000_000 + seq[buy]).astype(str)).astype(
+            object),
         "_who": who, "_day": (epoch - _epoch(start)) // DAY_S, "_sec": epoch % DAY_S,
-        "channel": "web", "store_id": None, "amount": buy["amount"].to_numpy(),
+        "channel": "web", "store_id": None,
+        "amount": ev_df.column("amount").to_numpy()[buy],
     })
     store_rate = np.where(kind == 2, 6.0, np.where(has_phone & (kind == 0), 0.5, 0.0))
     k = rng.poisson(store_rate)
@@ -665,8 +683,7 @@ def _events_sql(reasons: list[str]) -> str:
                 '{{"nps": ' || nps || ', "satisfaction": ' || least(5, 1 + nps // 2) || '}}'
             WHEN {T["feature_use"]} THEN
                 '{{"feature": "' || (['search', 'wishlist', 'compare'])[feature + 1] || '"}}'
-        END AS properties,
-        {{months}}[_month + 1] AS month
+        END AS properties
     FROM _ev
     WHERE {{where}}"""
 
@@ -678,9 +695,18 @@ class _Writer:
     def __init__(self, raw: Path, start):
         self.raw = raw
         self.start = start
-        self.con = duckdb.connect()
-        self.con.execute("SET preserve_insertion_order = false")
-        self.con.execute("SET TimeZone = 'UTC'")
+        self._root = duckdb.connect()
+        self._root.execute("SET preserve_insertion_order = false")
+        self._root.execute("SET TimeZone = 'UTC'")
+        self._local = threading.local()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """One cursor per writer thread: chunks are written concurrently."""
+        if not hasattr(self._local, "con"):
+            self._local.con = self._root.cursor()
+            self._local.con.execute("SET TimeZone = 'UTC'")
+        return self._local.con
 
     _FORMATS = {
         "parquet": ("FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 1000000", "parquet"),
@@ -698,36 +724,41 @@ class _Writer:
             f"FILENAME_PATTERN '{name}-{{i}}', FILE_EXTENSION '{ext}', OVERWRITE_OR_IGNORE true)"
         )
 
-    def write_events(self, df: pd.DataFrame, chunk: int) -> None:
-        if df.empty:
+    def write_events(self, table: pa.Table, chunk: int) -> None:
+        """App and web SDK events as Parquet with typed UTC timestamps (a broken clock writes
+        null); mini-program events as JSON Lines with ISO strings (Z, local offsets or naive;
+        a broken clock writes 'not-a-date'). One file per format per month per chunk."""
+        if table.num_rows == 0:
             return
-        months = (self.start + np.arange(df["_day"].max() + 1)).astype("datetime64[M]")
-        first = months[0]
-        labels = np.arange(first, months[-1] + 1).astype(str)
-        df = df.assign(_month=(months[df["_day"].to_numpy()] - first).astype(np.int64))
-        self.con.register("_ev", df)
-        sql = _events_sql(sorted(CANCEL_REASONS.tolist())).replace(
-            "{months}", "[" + ", ".join(f"'{m}'" for m in labels) + "]")
-        folder = self.raw / "events"
-        # web and app in Parquet; mini-program as JSONL.gz; call-center style CSV for 5%
-        # app and web SDKs write typed UTC timestamps in Parquet (a broken clock: null);
-        # the mini-program writes JSON Lines with ISO strings: Z, local offsets or naive
+        day = table.column("_day").to_numpy()
+        months = (self.start + np.arange(day.max() + 1)).astype("datetime64[M]")
+        month_of_row = months[day]
+        order = np.argsort(month_of_row, kind="stable")
+        table = table.take(pa.array(order))
+        sorted_months = month_of_row[order]
+        bounds = np.flatnonzero(np.r_[True, sorted_months[1:] != sorted_months[:-1], True])
+        sql = _events_sql(sorted(CANCEL_REASONS.tolist()))
         typed = "CASE WHEN bad = 1 THEN NULL ELSE to_timestamp(epoch) END"
         iso = "CASE WHEN bad = 1 THEN 'not-a-date' ELSE " + _TS_SQL.format(
             style="style", epoch="epoch", tzh="tzh") + " END"
-        self._copy_partitioned(
-            sql.replace("{where}", "channel <> 3").replace("{occurred_at}", typed), folder,
-            "parquet", f"app-web-c{chunk:04d}")
-        self._copy_partitioned(
-            sql.replace("{where}", "channel = 3").replace("{occurred_at}", iso), folder,
-            "jsonl", f"mini-c{chunk:04d}")
-        self.con.unregister("_ev")
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            folder = self.raw / "events" / f"month={sorted_months[lo]}"
+            folder.mkdir(parents=True, exist_ok=True)
+            self.con.register("_ev", table.slice(lo, hi - lo))
+            opts, _ = self._FORMATS["parquet"]
+            self.con.execute(
+                f"COPY ({sql.replace('{where}', 'channel <> 3').replace('{occurred_at}', typed)})"
+                f" TO '{folder / f'app-web-c{chunk:04d}.parquet'}' ({opts})")
+            self.con.execute(
+                f"COPY ({sql.replace('{where}', 'channel = 3').replace('{occurred_at}', iso)})"
+                f" TO '{folder / f'mini-c{chunk:04d}.jsonl'}' (FORMAT json)")
+            self.con.unregister("_ev")
 
-    def write(self, source: str, df: pd.DataFrame, layout: str, chunk: int) -> None:
-        if df.empty:
-            return
+    def write(self, source: str, df, layout: str, chunk: int) -> None:
         if layout == "events":
             self.write_events(df, chunk)
+            return
+        if df.empty:
             return
         df = df.assign(month=(self.start + df["_day"].to_numpy()).astype("datetime64[M]")
                        .astype(str))
@@ -755,4 +786,4 @@ class _Writer:
         self.con.unregister("_df")
 
     def close(self) -> None:
-        self.con.close()
+        self._root.close()

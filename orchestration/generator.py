@@ -465,7 +465,9 @@ def _inject_event_defects(rng, cols: dict, s) -> pa.Table:
     take = np.concatenate([np.arange(n), dup])
     out = {k: v[take] for k, v in cols.items()}
     out["_day"][n:] = dup_day
-    return pa.table(out)
+    # no amount is null, not NaN (pandas used to hide the difference; Arrow does not)
+    amount = out.pop("amount")
+    return pa.table({**out, "amount": pa.array(amount, mask=np.isnan(amount))})
 
 
 def _orders_table(rng, ev_df, pid, lo, user_id, email, phone, has_phone, kind, place, start, s):

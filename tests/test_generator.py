@@ -50,6 +50,9 @@ def test_realistic_defects_and_identifiers(generated):
         f"select count(*), count(distinct event_id) from {ev}").fetchall()[0]
     assert total > distinct_ids  # redeliveries
     assert con.execute(f"select count(*) from {ev} where occurred_at is null").fetchall()[0][0]
+    amounts = con.execute(f"select count(amount), count(*) filter (where isnan(amount)) "
+                          f"from {ev}").fetchall()[0]
+    assert amounts[0] > 0 and amounts[1] == 0  # absent amounts are null, never NaN
     mini = f"read_json('{raw}/events/**/*.jsonl', union_by_name=true, format='newline_delimited')"
     bad_ts = con.execute(f"select count(*) from {mini} where occurred_at = 'not-a-date'")
     assert bad_ts.fetchall()[0][0] > 0

@@ -46,6 +46,9 @@ def test_generated_world_runs_and_reconciles(small_world):
         assert raw == parts, source
     events = {r[0]: r for r in recon}["events"]
     assert events[3] > 0 and events[4] > 0  # redeliveries and malformed rows were found
+    for source, raw, _, duplicates, quarantined in recon:
+        # the generator injects defects at well under 1%: much more means a parsing bug
+        assert duplicates + quarantined <= 0.02 * raw, source
 
 
 def test_quarantine_matches_the_injected_defects(small_world):

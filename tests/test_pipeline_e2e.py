@@ -343,3 +343,22 @@ def test_lifecycle_edges_in_the_business_time_zone(tmp_path):
     kpi = dict(q(serving, "select date::varchar, revenue from marts.kpi_daily "
                           "where revenue > 0"))
     assert kpi == {"2026-02-10": 30}
+
+
+def test_empty_landing_zone_then_a_shop_with_only_orders(tmp_path):
+    raw, warehouse = tmp_path / "raw", tmp_path / "warehouse"
+    (raw / "events").mkdir(parents=True)  # present but empty; other sources absent
+    args = ["run", "--raw-dir", str(raw), "--warehouse", str(warehouse), "--as-of", "2026-03-10"]
+    assert main(args) == 0
+    serving = warehouse / "serving.duckdb"
+    assert q(serving, "select count(*) from marts.dim_users") == [(0,)]
+    assert q(serving, "select sum(raw_rows) from marts.source_reconciliation") == [(0,)]
+
+    write_csv(raw / "orders" / "till.csv", "ORDER_ID,Ordered_At,AMOUNT,Email", [
+        "o1,2026-03-01 10:00:00,12.50,shopper@example.com",
+        "o2,2026-03-08 10:00:00,7.50,SHOPPER@example.com",
+    ])
+    assert main(args) == 0
+    assert q(serving, "select lifecycle_stage, orders, revenue from marts.dim_users") == [
+        ("activated", 2, 20)]
+    assert q(serving, "select sum(revenue) from marts.kpi_daily") == [(20,)]

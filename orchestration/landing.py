@@ -126,12 +126,23 @@ def count_rows(con: duckdb.DuckDBPyConnection, f: RawFile) -> int:
             sql = f"SELECT count(*) FROM {_json_lines([f.path])} WHERE trim(line) <> ''"
         return int(con.execute(sql).fetchall()[0][0])
     except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0]
         raise LandingError(
-            f"{f.source} file {f.path} cannot be read as {f.fmt}: {first_line}. "
+            f"{f.source} file {f.path} cannot be read as {f.fmt}: {_reason(exc)} "
             "Landed files are immutable: move this one out of the raw dir (or fix it and land "
             "it under a new name) and run again."
         ) from exc
+
+
+def _reason(exc: Exception) -> str:
+    """DuckDB's explanation up to its first blank line, without the offending line's text
+    (it may hold personal data) and without its option dump."""
+    lines = []
+    for line in str(exc).strip().splitlines():
+        if not line.strip():
+            break
+        if not line.startswith("Original Line"):
+            lines.append(line.strip().rstrip("."))
+    return ". ".join(lines) + "."
 
 
 def build_inventory(con: duckdb.DuckDBPyConnection, files: list[RawFile]) -> list[dict]:

@@ -77,6 +77,18 @@ def test_unreadable_file_stops_with_its_name(raw, tmp_path):
     assert "events file" in str(err.value)
 
 
+def test_non_utf8_csv_stops_with_the_reason_and_no_personal_data(raw, tmp_path):
+    (raw / "customers").mkdir()
+    (raw / "customers" / "latin1.csv").write_bytes(
+        "user_id,updated_at,name\nu1,2026-01-01,Müller\n".encode("latin-1"))
+    with pytest.raises(LandingError) as err:
+        land(tmp_path / "work.duckdb", raw, "k")
+    message = str(err.value)
+    assert "customers file" in message and "latin1.csv" in message
+    assert "not utf-8" in message.lower()
+    assert "ller" not in message  # the offending row's text is not echoed
+
+
 def test_missing_raw_dir_is_a_clear_error(tmp_path):
     with pytest.raises(LandingError, match="does not exist"):
         scan_raw_dir(tmp_path / "nope")

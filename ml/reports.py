@@ -101,3 +101,47 @@ def kpi_trend(kpis: pd.DataFrame) -> bytes:
     churn.set_title("Churn rate, trailing 30 days")
     churn.tick_params(axis="x", labelrotation=30, labelsize=7)
     return _png(fig)
+
+
+def churn_model_plots(y: np.ndarray, predictions: dict[str, np.ndarray],
+                      importance: dict[str, float], top_features: int = 15) -> bytes:
+    """ROC, precision-recall, calibration, cumulative gains (lift) of every model on the test
+    split, and XGBoost's feature importance (gain)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 9))
+    roc_ax, pr_ax, cal_ax, lift_ax, imp_ax, empty = axes.ravel()
+    for name, p in predictions.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        roc_ax.plot(fpr, tpr, label=name)
+        prec, rec, _ = precision_recall_curve(y, p)
+        pr_ax.plot(rec, prec, label=name)
+        order = np.argsort(-p, kind="stable")
+        gains = np.cumsum(y[order]) / max(y.sum(), 1)
+        lift_ax.plot(np.arange(1, len(y) + 1) / len(y), gains, label=name)
+        if name.startswith("xgboost"):
+            bins = np.clip((p * 10).astype(int), 0, 9)
+            frame = pd.DataFrame({"b": bins, "p": p, "y": y}).groupby("b").mean()
+            cal_ax.plot(frame["p"], frame["y"], marker="o", label=name)
+    roc_ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    roc_ax.set_title("ROC (test split)")
+    roc_ax.set_xlabel("false positive rate")
+    roc_ax.set_ylabel("true positive rate")
+    pr_ax.set_title("Precision-recall (test split)")
+    pr_ax.set_xlabel("recall")
+    pr_ax.set_ylabel("precision")
+    cal_ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    cal_ax.set_title("Calibration: predicted vs observed")
+    cal_ax.set_xlabel("mean predicted probability")
+    cal_ax.set_ylabel("observed churn rate")
+    lift_ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    lift_ax.set_title("Cumulative gains (share of churners found)")
+    lift_ax.set_xlabel("share of people contacted, riskiest first")
+    for ax in (roc_ax, pr_ax, cal_ax, lift_ax):
+        ax.legend(fontsize=7)
+    top = sorted(importance.items(), key=lambda kv: kv[1])[-top_features:]
+    imp_ax.barh([k for k, _ in top], [v for _, v in top], color="#4292c6")
+    imp_ax.set_title("XGBoost feature importance (gain)")
+    imp_ax.tick_params(axis="y", labelsize=7)
+    empty.set_axis_off()
+    return _png(fig)

@@ -69,14 +69,8 @@ def raw_landing(context: dg.AssetExecutionContext, ulm: UlmSettings):
     yield dg.MaterializeResult(asset_key=["landing", "pii_key"])
 
 
-@dbt_assets(
-    manifest=ulm_dbt_project.manifest_path,
-    project=ulm_dbt_project,
-    dagster_dbt_translator=UlmTranslator(),
-)
-def ulm_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmSettings,
-                   config: RunDate):
-    """Build (run and test) every dbt model as of the run's date."""
+def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmSettings,
+               config: "RunDate"):
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     context.log.info(f"dbt build as of {as_of}")
@@ -90,13 +84,43 @@ def ulm_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: 
         )
 
 
+AFTER_ML = "tag:after_ml"
+
+
+@dbt_assets(
+    manifest=ulm_dbt_project.manifest_path,
+    project=ulm_dbt_project,
+    dagster_dbt_translator=UlmTranslator(),
+    exclude=AFTER_ML,
+)
+def ulm_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmSettings,
+                   config: RunDate):
+    """Build (run and test) every dbt model as of the run's date, except those that need the
+    churn scores."""
+    yield from _dbt_build(context, dbt, ulm, config)
+
+
+@dbt_assets(
+    manifest=ulm_dbt_project.manifest_path,
+    project=ulm_dbt_project,
+    dagster_dbt_translator=UlmTranslator(),
+    select=AFTER_ML,
+    name="ulm_dbt_after_ml",
+)
+def ulm_dbt_after_ml(context: dg.AssetExecutionContext, dbt: DbtCliResource,
+                     ulm: UlmSettings, config: RunDate):
+    """The dbt models that join the churn scores (dim_users)."""
+    yield from _dbt_build(context, dbt, ulm, config)
+
+
 def _mart_keys() -> list[dg.AssetKey]:
-    return [key for key in ulm_dbt_models.keys
-            if ulm_dbt_models.group_names_by_key.get(key) == "marts"]
+    return [key for defs in (ulm_dbt_models, ulm_dbt_after_ml) for key in defs.keys
+            if defs.group_names_by_key.get(key) == "marts"]
 
 
 def _model_key(name: str) -> dg.AssetKey:
-    (key,) = [k for k in ulm_dbt_models.keys if k.path[-1] == name]
+    (key,) = [k for defs in (ulm_dbt_models, ulm_dbt_after_ml) for k in defs.keys
+              if k.path[-1] == name]
     return key
 
 
@@ -138,7 +162,8 @@ def lifecycle_report(context: dg.AssetExecutionContext, ulm: UlmSettings):
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(deps=_mart_keys(), group_name="publish")
+@dg.asset(deps=[*_mart_keys(), dg.AssetKey(["ml", "user_churn_scores"]),
+                dg.AssetKey(["churn_model"])], group_name="publish")
 def serving_database(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
     """WAREHOUSE/serving.duckdb: the marts of a complete, validated run, swapped in atomically.
     Runs only when every upstream model and blocking check succeeded."""

@@ -97,6 +97,52 @@ class RfmConfig(_Section):
                                                    "the as-of date.")
 
 
+class ChurnConfig(_Section):
+    horizon_days: int = Field(
+        30, ge=1, description="Predict whether a person churns (enters stage `churned`) "
+                              "within this many days.")
+    snapshot_every_days: int = Field(
+        14, ge=1, description="Days between the past feature snapshots of the training set.")
+    training_snapshots: int = Field(
+        12, ge=3, description="Labelled snapshots in the training set (the newest is the test "
+                              "split, the one before it validation, the rest training).")
+    max_training_rows: int = Field(
+        400_000, ge=1_000, description="Rows sampled from the training split at most (the "
+                                       "validation and test splits are never sampled).")
+    learning_rate: float = Field(0.05, gt=0, le=1, description="XGBoost learning rate.")
+    max_depth: int = Field(5, ge=1, le=16, description="XGBoost tree depth.")
+    n_estimators: int = Field(600, ge=10, description="XGBoost rounds at most (early stopping "
+                                                    "on the validation split decides).")
+    early_stopping_rounds: int = Field(40, ge=5, description="Rounds without validation "
+                                                            "improvement before stopping.")
+    subsample: float = Field(0.9, gt=0, le=1, description="XGBoost row subsample.")
+    colsample_bytree: float = Field(0.9, gt=0, le=1, description="XGBoost column subsample.")
+    min_child_weight: float = Field(5.0, ge=0, description="XGBoost min child weight.")
+    seed: int = Field(42, description="Seed for sampling and XGBoost.")
+    promotion_max_auc_drop: float = Field(
+        0.0, ge=0, le=1, description="A new model replaces the current one only if its test "
+                                     "ROC-AUC is at least the current model's on the same "
+                                     "holdout minus this.")
+    max_model_age_days: int = Field(30, ge=1, description="Retrain when the current model is "
+                                                          "older than this.")
+    psi_warning: float = Field(0.2, gt=0, description="Population stability index above which "
+                                                      "a feature or the score has drifted.")
+    risk_tiers_by: str = Field("probability", pattern="^(probability|share)$",
+                               description="Cut risk tiers by calibrated probability or by "
+                                           "share of the scored base.")
+    high_risk_cutoff: float = Field(0.5, gt=0, lt=1, description="High risk: probability at "
+                                                                 "least this (or the top share).")
+    medium_risk_cutoff: float = Field(0.2, gt=0, lt=1, description="Medium risk: probability at "
+                                                                   "least this (or the next "
+                                                                   "share).")
+
+    @model_validator(mode="after")
+    def _tiers_in_order(self) -> ChurnConfig:
+        if self.risk_tiers_by == "probability" and self.medium_risk_cutoff >= self.high_risk_cutoff:
+            raise ValueError("medium_risk_cutoff must be below high_risk_cutoff")
+        return self
+
+
 class EngineConfig(_Section):
     memory_limit: str = Field(
         "3GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
@@ -120,6 +166,7 @@ class UlmConfig(_Section):
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     rfm: RfmConfig = Field(default_factory=RfmConfig)
+    churn: ChurnConfig = Field(default_factory=ChurnConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
     @field_validator("timezone", "business_timezone")
@@ -201,6 +248,9 @@ def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path) -> dict[st
         **{f"lifecycle_{k}": v for k, v in config.lifecycle.model_dump().items()},
         **{f"retention_{k}": v for k, v in config.retention.model_dump().items()},
         **{f"rfm_{k}": v for k, v in config.rfm.model_dump().items()},
+        "churn_horizon_days": config.churn.horizon_days,
+        "churn_snapshot_every_days": config.churn.snapshot_every_days,
+        "churn_training_snapshots": config.churn.training_snapshots,
         "engine_memory_limit": config.engine.memory_limit,
     }
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets import lifecycle_report, raw_landing, serving_database, ulm_dbt_models
+from orchestration.assets import (
+    lifecycle_report,
+    raw_landing,
+    serving_database,
+    ulm_dbt_after_ml,
+    ulm_dbt_models,
+)
+from orchestration.churn_assets import churn_drift_check, churn_model, user_churn_scores
 from orchestration.project import DBT_EXECUTABLE, ulm_dbt_project
 from orchestration.resources import UlmSettings
 from orchestration.schedules import daily_job, daily_schedule
@@ -26,7 +33,9 @@ def build_resources(ulm: UlmSettings | None = None) -> dict:
 
 
 defs = dg.Definitions(
-    assets=[raw_landing, ulm_dbt_models, serving_database, lifecycle_report],
+    assets=[raw_landing, ulm_dbt_models, churn_model, user_churn_scores, ulm_dbt_after_ml,
+            serving_database, lifecycle_report],
+    asset_checks=[churn_drift_check],
     jobs=[daily_job],
     schedules=[daily_schedule],
     resources=build_resources(),

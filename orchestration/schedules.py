@@ -15,7 +15,8 @@ daily_job = dg.define_asset_job(
     description="Land the raw files, build and test every dbt model, publish serving.duckdb.",
 )
 
-RUN_DATE_OPS = ("ulm_dbt_models", "serving_database")
+RUN_DATE_OPS = ("ulm_dbt_models", "churn_model", "ml__user_churn_scores", "ulm_dbt_after_ml",
+                "serving_database")
 
 
 def run_config_for(as_of: str) -> dict:

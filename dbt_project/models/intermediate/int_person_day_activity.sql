@@ -26,6 +26,10 @@ event_days as (
         ) as subscription_payments,
         count(try_cast(json_extract_string(properties, '$.nps') as integer)) as nps_responses,
         sum(try_cast(json_extract_string(properties, '$.nps') as integer)) as nps_total,
+        count(*) filter (where event_type = 'subscription_cancel') as subscription_cancels,
+        count(*) filter (where channel like 'app%') as app_events,
+        count(*) filter (where channel = 'web') as web_events,
+        count(*) filter (where channel = 'mini_program') as mini_program_events,
         count(distinct channel) as event_channels
     from events
     group by user_key, event_date
@@ -37,6 +41,7 @@ order_days as (
         order_date as activity_date,
         count(*) as orders,
         count(*) filter (where status = 'completed') as completed_orders,
+        count(*) filter (where channel = 'store') as store_orders,
         sum(revenue) as revenue
     from orders
     group by user_key, order_date
@@ -55,9 +60,14 @@ final as (
         coalesce(e.subscription_payments, 0) as subscription_payments,
         coalesce(e.nps_responses, 0) as nps_responses,
         coalesce(e.nps_total, 0) as nps_total,
+        coalesce(e.subscription_cancels, 0) as subscription_cancels,
+        coalesce(e.app_events, 0) as app_events,
+        coalesce(e.web_events, 0) as web_events,
+        coalesce(e.mini_program_events, 0) as mini_program_events,
         coalesce(e.event_channels, 0) as event_channels,
         coalesce(o.orders, 0) as orders,
         coalesce(o.completed_orders, 0) as completed_orders,
+        coalesce(o.store_orders, 0) as store_orders,
         coalesce(o.revenue, 0) as revenue,
         coalesce(e.activity_events, 0) > 0 or coalesce(o.orders, 0) > 0 as is_active
     from event_days as e

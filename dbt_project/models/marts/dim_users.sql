@@ -1,6 +1,7 @@
 {#- One row per person (user_key) seen on or before the as-of date, erased people excepted:
-    profile, lifecycle stage today, RFM segment and tags. Churn and CLV columns are added by
-    the models that compute them. -#}
+    profile, lifecycle stage today, RFM segment, churn risk and tags. Built after the churn
+    scores (tag after_ml); CLV columns are added by the models that compute them. -#}
+{{ config(tags=['after_ml']) }}
 with profiles as (
     select * from {{ ref('int_user_profile') }}
 ),
@@ -16,6 +17,10 @@ history as (
 
 rfm as (
     select * from {{ ref('rfm_segments') }}
+),
+
+churn as (
+    select * from {{ source('ml', 'user_churn_scores') }}
 ),
 
 tags as (
@@ -48,6 +53,10 @@ final as (
         rfm.rfm_segment,
         rfm.value_tier as rfm_value_tier,
         rfm.recency_days,
+        churn.churn_probability,
+        churn.churn_risk_tier,
+        churn.top_reasons as churn_top_reasons,
+        churn.model_version as churn_model_version,
         profiles.marketing_consent,
         profiles.consent_withdrawn,
         profiles.is_known,
@@ -64,6 +73,7 @@ final as (
     left join milestones on profiles.user_key = milestones.user_key
     left join history on profiles.user_key = history.user_key
     left join rfm on profiles.user_key = rfm.user_key
+    left join churn on profiles.user_key = churn.user_key
     left join tags on profiles.user_key = tags.user_key
 )
 

@@ -1,0 +1,232 @@
+"""Dagster assets for churn prediction: wiring only; the work is in ml/churn.py and
+ml/registry.py. Tables go to the working database's `marts` schema and are published with
+the rest."""
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml import churn, registry, reports
+from orchestration.assets import RunDate, _model_key
+from orchestration.dbt_args import resolve_as_of
+from orchestration.resources import UlmSettings
+
+SCORES_KEY = dg.AssetKey(["ml", "user_churn_scores"])
+METRICS_COLUMNS = "model_version VARCHAR, trained_at TIMESTAMP, as_of_date DATE, model " \
+                  "VARCHAR, split VARCHAR, metric VARCHAR, value DOUBLE, promoted BOOLEAN"
+
+
+def _models_root(ulm: UlmSettings) -> Path:
+    return ulm.warehouse / "models" / "churn"
+
+
+def _read_features(ulm: UlmSettings) -> pd.DataFrame:
+    with duckdb.connect(str(ulm.work_db), read_only=True) as con:
+        return con.execute("select * from intermediate.int_churn_features").df()
+
+
+def _write_metrics(ulm: UlmSettings, rows: pd.DataFrame) -> None:
+    with duckdb.connect(str(ulm.work_db)) as con:
+        con.execute(f"create table if not exists marts.churn_model_metrics ({METRICS_COLUMNS})")
+        if not rows.empty:
+            con.register("_rows", rows)
+            con.execute("delete from marts.churn_model_metrics where model_version in "
+                        "(select distinct model_version from _rows)")
+            con.execute("insert into marts.churn_model_metrics by name select * from _rows")
+
+
+@dg.asset(deps=[_model_key("int_churn_features")], group_name="churn",
+          kinds={"python", "xgboost"})
+def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
+    """Train (when needed), evaluate against two baselines on a time-based holdout, calibrate,
+    register with a model card, and promote only if not worse than the current model."""
+    cfg = ulm.load_config()
+    as_of = resolve_as_of(config.as_of, cfg.business_timezone)
+    c = cfg.churn
+    root = _models_root(ulm)
+    frame = _read_features(ulm)
+    features = churn.feature_columns(frame)
+    state = registry.read_registry(root)
+    current = registry.load(root, state["current"]) if state["current"] else None
+    _write_metrics(ulm, pd.DataFrame())
+
+    max_psi = None
+    if current is not None:
+        ref = pd.read_parquet(root / current.card.version / "reference.parquet")
+        today, _ = churn.prepare_features(frame[frame["is_scoring_snapshot"]],
+                                          current.card.categories)
+        if not today.empty:
+            max_psi = max(churn.drift(ref, today, current.card.features).values(), default=0.0)
+    retrain, why = registry.retrain_decision(current.card if current else None, as_of,
+                                             c.max_model_age_days, max_psi, c.psi_warning,
+                                             features)
+    if not retrain:
+        context.log.info(f"keeping churn model {current.card.version}: {why}")
+        return dg.MaterializeResult(metadata={"model_version": current.card.version,
+                                              "retrained": False, "reason": why})
+    try:
+        splits = churn.time_split(frame)
+    except churn.InsufficientData as exc:
+        context.log.warning(f"churn model not trained: {exc}")
+        return dg.MaterializeResult(metadata={"retrained": False, "reason": str(exc)})
+
+    params = {"learning_rate": c.learning_rate, "max_depth": c.max_depth,
+              "subsample": c.subsample, "colsample_bytree": c.colsample_bytree,
+              "min_child_weight": c.min_child_weight}
+    # the version names what produced the model (data, settings, date), so re-running the
+    # same as-of date finds the same model instead of minting a new one: runs stay idempotent
+    fp = registry.fingerprint(splits.train)
+    version = registry.version_id(as_of, fp, {**params, **c.model_dump()})
+    if (root / version).is_dir():
+        context.log.info(f"churn model {version} already trained from the same data")
+        return dg.MaterializeResult(metadata={"model_version": version, "retrained": False,
+                                              "reason": "same data and settings as " + version})
+    started = datetime.now(UTC)
+    models = churn.train_models(splits, params, c.n_estimators, c.early_stopping_rounds,
+                                c.max_training_rows, c.seed)
+    evaluation = churn.evaluate_all(models, splits)
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    metrics = {}
+    for m in evaluation:
+        metrics.setdefault(m.model, {})[m.split] = m.values
+    new_auc = metrics["xgboost"]["test"]["roc_auc"]
+    current_auc = None
+    if current is not None:
+        p, _ = churn.booster_probabilities(current.booster, current.card.best_iteration,
+                                           current.calibrator, current.card.categories,
+                                           current.card.features, splits.test)
+        current_auc = churn.evaluate(splits.test["label"].astype(bool).to_numpy().astype(int),
+                                     p)["roc_auc"]
+    promote, reason = registry.promotion_decision(new_auc, current_auc,
+                                                  c.promotion_max_auc_drop)
+    card = registry.ModelCard(
+        version=version, trained_at=started.isoformat(timespec="seconds"), as_of_date=as_of,
+        features=models.features, categories=models.categories,
+        best_iteration=models.best_iteration,
+        params={**params, "n_estimators": c.n_estimators,
+                "early_stopping_rounds": c.early_stopping_rounds, "seed": c.seed,
+                "horizon_days": c.horizon_days},
+        training_window={"train": splits.train_dates, "validation": splits.valid_date,
+                         "test": splits.test_date},
+        metrics=metrics, data_fingerprint=fp, training_rows=len(splits.train),
+        libraries=registry.libraries())
+    folder = registry.save(root, card, models.booster, models.calibrator)
+    reference, _ = churn.prepare_features(
+        churn.sample_training(splits.train, 20_000, c.seed), models.categories)
+    reference.to_parquet(folder / "reference.parquet")
+    registry.record(root, version, promote, reason)
+
+    rows = pd.DataFrame([
+        {"model_version": version, "trained_at": started.replace(tzinfo=None),
+         "as_of_date": pd.Timestamp(as_of).date(), "model": m.model, "split": m.split,
+         "metric": k, "value": v, "promoted": promote}
+        for m in evaluation for k, v in m.values.items()])
+    _write_metrics(ulm, rows)
+    y = splits.test["label"].astype(bool).to_numpy().astype(int)
+    preds = churn.predict(models, splits.test)
+    importance = models.booster.get_score(importance_type="gain")
+    png = reports.churn_model_plots(y, preds, importance)
+    test = {name: metrics[name]["test"] for name in metrics}
+    table = ("| model | ROC-AUC | PR-AUC | lift top 10% | Brier | calib. error |\n"
+             "|---|---|---|---|---|---|\n")
+    table += "\n".join(
+        f"| {n} | {t['roc_auc']:.3f} | {t['pr_auc']:.3f} | {t['lift_top_decile']:.2f} | "
+        f"{t['brier']:.3f} | {t['calibration_error']:.3f} |" for n, t in test.items())
+    context.log.info(f"churn model {version}: {reason}")
+    return dg.MaterializeResult(metadata={
+        "model_version": version, "retrained": True, "why_retrained": why,
+        "promoted": promote, "promotion_reason": reason, "train_seconds": round(seconds, 1),
+        "training_rows": len(splits.train), "test_snapshot": splits.test_date,
+        "test_metrics": dg.MetadataValue.md(table),
+        "plots": dg.MetadataValue.md(
+            f"![churn model](data:image/png;base64,{base64.b64encode(png).decode()})"),
+        "model_card": dg.MetadataValue.path(str(folder / "model_card.json")),
+    })
+
+
+@dg.asset(key=SCORES_KEY, deps=[churn_model], group_name="churn", kinds={"python"})
+def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
+    """Every person not churned on the as-of date: calibrated churn probability, risk tier,
+    and the three features that push their risk up most, scored by the registry's current
+    model version. Also the drift of every feature and of the score against training."""
+    cfg = ulm.load_config()
+    as_of = resolve_as_of(config.as_of, cfg.business_timezone)
+    root = _models_root(ulm)
+    state = registry.read_registry(root)
+    frame = _read_features(ulm)
+    today = frame[frame["is_scoring_snapshot"]].reset_index(drop=True)
+    scores = pd.DataFrame({"user_key": pd.Series(dtype="string")})
+    drift_rows = pd.DataFrame(columns=["feature", "psi"])
+    version = state["current"]
+    if version and not today.empty:
+        model = registry.load(root, version)
+        p, contribs = churn.booster_probabilities(
+            model.booster, model.card.best_iteration, model.calibrator, model.card.categories,
+            model.card.features, today)
+        c = cfg.churn
+        scores = pd.DataFrame({
+            "user_key": today["user_key"],
+            "as_of_date": pd.Timestamp(as_of).date(),
+            "churn_probability": p,
+            "churn_risk_tier": churn.risk_tiers(p, c.risk_tiers_by, c.high_risk_cutoff,
+                                                c.medium_risk_cutoff),
+            "model_version": version,
+            "top_reasons": churn.reasons_from_contributions(contribs, model.card.features),
+        })
+        ref = pd.read_parquet(root / version / "reference.parquet")
+        now, _ = churn.prepare_features(today, model.card.categories)
+        psi = churn.drift(ref, now, model.card.features)
+        ref_p, _ = churn.booster_probabilities(
+            model.booster, model.card.best_iteration, model.calibrator, model.card.categories,
+            model.card.features, ref.assign(user_key="", snapshot_date=None,
+                                            is_scoring_snapshot=False, label=None))
+        psi["churn_probability"] = churn.population_stability(pd.Series(ref_p), pd.Series(p))
+        drift_rows = pd.DataFrame({"feature": list(psi), "psi": list(psi.values())})
+    elif not version:
+        context.log.warning("no churn model in the registry yet: user_churn_scores is empty")
+    with duckdb.connect(str(ulm.work_db)) as con:
+        con.register("_scores", scores)
+        con.execute(
+            "create or replace table marts.user_churn_scores as select "
+            "cast(user_key as varchar) as user_key, cast(as_of_date as date) as as_of_date, "
+            "cast(churn_probability as double) as churn_probability, "
+            "cast(churn_risk_tier as varchar) as churn_risk_tier, "
+            "cast(model_version as varchar) as model_version, "
+            "cast(top_reasons as varchar) as top_reasons from _scores"
+            if not scores.empty else
+            "create or replace table marts.user_churn_scores (user_key varchar, as_of_date "
+            "date, churn_probability double, churn_risk_tier varchar, model_version varchar, "
+            "top_reasons varchar)")
+        con.register("_drift", drift_rows.assign(
+            as_of_date=pd.Timestamp(as_of).date(),
+            is_drifted=drift_rows["psi"].astype(float) > cfg.churn.psi_warning))
+        con.execute("create or replace table marts.churn_feature_drift as select "
+                    "cast(as_of_date as date) as as_of_date, cast(feature as varchar) as "
+                    "feature, cast(psi as double) as psi, is_drifted from _drift")
+    tiers = scores["churn_risk_tier"].value_counts().to_dict() if not scores.empty else {}
+    max_psi = float(drift_rows["psi"].max()) if not drift_rows.empty else 0.0
+    return dg.MaterializeResult(metadata={
+        "model_version": version or "none", "scored": len(scores),
+        "tiers": dg.MetadataValue.json({k: int(v) for k, v in tiers.items()}),
+        "max_psi": max_psi,
+        "mean_probability": float(np.mean(scores["churn_probability"])) if len(scores) else 0.0,
+    })
+
+
+@dg.asset_check(asset=SCORES_KEY, blocking=False)
+def churn_drift_check(ulm: UlmSettings) -> dg.AssetCheckResult:
+    """Warns when a feature or the score drifted (PSI above churn.psi_warning)."""
+    cfg = ulm.load_config()
+    with duckdb.connect(str(ulm.work_db), read_only=True) as con:
+        rows = con.execute("select feature, psi from marts.churn_feature_drift "
+                           "order by psi desc").fetchall()
+    drifted = [(f, p) for f, p in rows if p > cfg.churn.psi_warning]
+    return dg.AssetCheckResult(
+        passed=not drifted, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"drifted": len(drifted),
+                  "worst": dg.MetadataValue.json({f: round(p, 4) for f, p in rows[:5]})})

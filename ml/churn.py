@@ -301,7 +301,7 @@ def population_stability(expected: pd.Series, actual: pd.Series, bins: int = 10)
     """PSI between a training distribution and today's. Numeric: deciles of the training
     values; categorical: the categories themselves."""
     eps = 1e-4
-    if isinstance(expected.dtype, pd.CategoricalDtype) or expected.dtype == object:
+    if not pd.api.types.is_numeric_dtype(expected) or pd.api.types.is_bool_dtype(expected):
         e = expected.astype("string").fillna("unknown").value_counts(normalize=True)
         a = actual.astype("string").fillna("unknown").value_counts(normalize=True)
         cats = e.index.union(a.index)

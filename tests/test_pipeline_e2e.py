@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from orchestration.cli import main
@@ -362,3 +363,54 @@ def test_empty_landing_zone_then_a_shop_with_only_orders(tmp_path):
     assert q(serving, "select lifecycle_stage, orders, revenue from marts.dim_users") == [
         ("activated", 2, 20)]
     assert q(serving, "select sum(revenue) from marts.kpi_daily") == [(20,)]
+
+
+# --------------------------------------------------------------------------------------
+# churn prediction
+
+
+def test_churn_features_cannot_see_past_their_snapshot(small_world, tmp_path):
+    """Features of a past snapshot, computed in today's run, equal the features computed by
+    a run whose as-of date is that snapshot (which has no data after it at all)."""
+    snapshot = "2026-10-24"  # four weeks before the as-of date: a labelled snapshot
+    warehouse = tmp_path / "warehouse"
+    assert main(["run", "--raw-dir", str(small_world.raw), "--warehouse", str(warehouse),
+                 "--as-of", snapshot]) == 0
+    columns = "* exclude (label, is_scoring_snapshot)"
+    query = (f"select {columns} from intermediate.int_churn_features "
+             f"where snapshot_date = date '{snapshot}'")
+    with duckdb.connect(str(small_world.warehouse / "work.duckdb"), read_only=True) as con:
+        later = con.execute(query).df().set_index("user_key")
+    with duckdb.connect(str(warehouse / "work.duckdb"), read_only=True) as con:
+        then = con.execute(query).df().set_index("user_key")
+    common = later.index.intersection(then.index)
+    assert len(common) > 0.95 * len(then) and len(common) > 300
+    a = later.loc[common].sort_index()
+    b = then.loc[common, a.columns].sort_index()
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+def test_churn_model_is_registered_scores_everyone_and_beats_baselines(small_world):
+    serving = small_world.warehouse / "serving.duckdb"
+    metrics = {(m, met): v for m, met, v in q(serving, """
+        select model, metric, value from marts.churn_model_metrics where split = 'test'""")}
+    assert metrics[("xgboost", "roc_auc")] > metrics[("recency_baseline", "roc_auc")] + 0.02
+    assert metrics[("xgboost", "pr_auc")] > metrics[("recency_baseline", "pr_auc")]
+    assert metrics[("xgboost", "roc_auc")] >= metrics[("logistic_baseline", "roc_auc")] - 0.01
+    assert metrics[("xgboost", "calibration_error")] < 0.1
+    # every customer (not churned, not a prospect) is scored, in [0, 1], with reasons
+    scored = q(serving, """
+        select count(*) filter (where lifecycle_stage not in ('churned', 'prospect')),
+               count(churn_probability),
+               count(*) filter (where churn_probability between 0 and 1),
+               count(*) filter (where churn_risk_tier = 'high' and churn_top_reasons <> '')
+        from marts.dim_users""")[0]
+    assert scored[0] == scored[1] == scored[2] > 0 and scored[3] > 0
+    registry_file = small_world.warehouse / "models" / "churn" / "registry.json"
+    current = json.loads(registry_file.read_text())["current"]
+    card = json.loads((registry_file.parent / current / "model_card.json").read_text())
+    assert card["version"] == current
+    assert {"features", "training_window", "params", "metrics", "libraries",
+            "data_fingerprint"} <= set(card)
+    assert q(serving, "select distinct model_version from marts.user_churn_scores") == [
+        (current,)]

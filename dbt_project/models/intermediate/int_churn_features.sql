@@ -133,7 +133,8 @@ final as (
             as days_since_active,
         population.lifecycle_stage,
         population.snapshot_date - milestones.signup_date as tenure_days,
-        milestones.is_activated_in_window,
+        milestones.is_activated_in_window and milestones.activation_date <= population.snapshot_date
+            as is_activated_in_window,
         -- frequency, trends, spend
         activity.* exclude (user_key, snapshot_date),
         activity.active_days_7 - activity.active_days_prev_7 as active_days_trend_7,

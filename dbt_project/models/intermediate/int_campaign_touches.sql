@@ -28,7 +28,9 @@ final as (
     from touches
     inner join tuples
         on
-            {{ identity_tuple_key('touches.user_id', 'touches.anonymous_id', 'touches.email_hash', 'touches.phone_hash') }}
+            {{ identity_tuple_key(
+                'touches.user_id', 'touches.anonymous_id', 'touches.email_hash', 'touches.phone_hash'
+            ) }}
             = tuples.tuple_key
     where tuples.user_key not in (select erased.user_key from erased)
 )

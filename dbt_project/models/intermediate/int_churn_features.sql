@@ -32,9 +32,9 @@ activity as (
         population.user_key,
         population.snapshot_date,
         {%- for days in [7, 30, 90] %}
-        count(*) filter (
-            where a.is_active and a.activity_date > population.snapshot_date - {{ days }}
-        ) as active_days_{{ days }},
+            count(*) filter (
+                where a.is_active and a.activity_date > population.snapshot_date - {{ days }}
+            ) as active_days_{{ days }},
         {%- endfor %}
         count(*) filter (
             where a.is_active
@@ -67,7 +67,7 @@ activity as (
         sum(a.nps_total) / nullif(sum(a.nps_responses), 0) as nps_avg_90,
         coalesce(sum(a.subscription_payments) filter (
             where a.activity_date > population.snapshot_date
-                - {{ var('lifecycle_subscription_period_days') }} - {{ var('lifecycle_subscription_grace_days') }}
+            - {{ var('lifecycle_subscription_period_days') }} - {{ var('lifecycle_subscription_grace_days') }}
         ), 0) as subscription_payments_recent,
         coalesce(sum(a.subscription_cancels), 0) as subscription_cancels_90,
         coalesce(sum(a.app_events), 0) as app_events_90,
@@ -79,7 +79,7 @@ activity as (
     left join {{ ref('int_person_day_activity') }} as a
         on
             population.user_key = a.user_key
-            and a.activity_date <= population.snapshot_date
+            and population.snapshot_date >= a.activity_date
             and a.activity_date > population.snapshot_date - 90
     group by population.user_key, population.snapshot_date
 ),
@@ -93,7 +93,7 @@ campaigns as (
     inner join {{ ref('int_campaign_touches') }} as touches
         on
             population.user_key = touches.user_key
-            and touches.sent_date <= population.snapshot_date
+            and population.snapshot_date >= touches.sent_date
             and touches.sent_date > population.snapshot_date - 90
     group by population.user_key, population.snapshot_date
 ),
@@ -115,7 +115,7 @@ labels as (
     left join churn_entries
         on
             population.user_key = churn_entries.user_key
-            and churn_entries.churned_on > population.snapshot_date
+            and population.snapshot_date < churn_entries.churned_on
             and churn_entries.churned_on <= population.snapshot_date + {{ horizon }}
     group by population.user_key, population.snapshot_date
 ),
@@ -136,7 +136,7 @@ final as (
         milestones.is_activated_in_window and milestones.activation_date <= population.snapshot_date
             as is_activated_in_window,
         -- frequency, trends, spend
-        activity.* exclude (user_key, snapshot_date),
+        activity.* exclude (user_key, snapshot_date),  -- noqa: RF02
         activity.active_days_7 - activity.active_days_prev_7 as active_days_trend_7,
         activity.active_days_30 - activity.active_days_prev_30 as active_days_trend_30,
         activity.spend_30 - activity.spend_prev_30 as spend_trend_30,

@@ -137,7 +137,8 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
     table += "\n".join(
         f"| {n} | {t['roc_auc']:.3f} | {t['pr_auc']:.3f} | {t['lift_top_decile']:.2f} | "
         f"{t['brier']:.3f} | {t['calibration_error']:.3f} |" for n, t in test.items())
-    context.log.info(f"churn model {version}: {reason}")
+    context.log.info(f"churn model {version} trained in {seconds:.1f}s on {len(splits.train):,} "
+                     f"rows (test ROC-AUC {new_auc:.3f}): {reason}")
     return dg.MaterializeResult(metadata={
         "model_version": version, "retrained": True, "why_retrained": why,
         "promoted": promote, "promotion_reason": reason, "train_seconds": round(seconds, 1),
@@ -163,6 +164,7 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
     scores = pd.DataFrame({"user_key": pd.Series(dtype="string")})
     drift_rows = pd.DataFrame(columns=["feature", "psi"])
     version = state["current"]
+    started = datetime.now(UTC)
     if version and not today.empty:
         model = registry.load(root, version)
         p, contribs = churn.booster_probabilities(
@@ -208,10 +210,13 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
         con.execute("create or replace table marts.churn_feature_drift as select "
                     "cast(as_of_date as date) as as_of_date, cast(feature as varchar) as "
                     "feature, cast(psi as double) as psi, is_drifted from _drift")
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    context.log.info(f"scored {len(scores):,} people in {seconds:.1f}s with model {version}")
     tiers = scores["churn_risk_tier"].value_counts().to_dict() if not scores.empty else {}
     max_psi = float(drift_rows["psi"].max()) if not drift_rows.empty else 0.0
     return dg.MaterializeResult(metadata={
         "model_version": version or "none", "scored": len(scores),
+        "score_seconds": round(seconds, 2),
         "tiers": dg.MetadataValue.json({k: int(v) for k, v in tiers.items()}),
         "max_psi": max_psi,
         "mean_probability": float(np.mean(scores["churn_probability"])) if len(scores) else 0.0,

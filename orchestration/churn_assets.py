@@ -25,9 +25,10 @@ def _models_root(ulm: UlmSettings) -> Path:
     return ulm.warehouse / "models" / "churn"
 
 
-def _read_features(ulm: UlmSettings) -> pd.DataFrame:
+def _read_features(ulm: UlmSettings, scoring_only: bool = False) -> pd.DataFrame:
+    where = " where is_scoring_snapshot" if scoring_only else ""
     with duckdb.connect(str(ulm.work_db), read_only=True) as con:
-        return con.execute("select * from intermediate.int_churn_features").df()
+        return con.execute(f"select * from intermediate.int_churn_features{where}").df()
 
 
 def _write_metrics(ulm: UlmSettings, rows: pd.DataFrame) -> None:
@@ -159,24 +160,25 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     root = _models_root(ulm)
     state = registry.read_registry(root)
-    frame = _read_features(ulm)
-    today = frame[frame["is_scoring_snapshot"]].reset_index(drop=True)
+    today = _read_features(ulm, scoring_only=True)
     scores = pd.DataFrame({"user_key": pd.Series(dtype="string")})
     drift_rows = pd.DataFrame(columns=["feature", "psi"])
     version = state["current"]
     started = datetime.now(UTC)
     if version and not today.empty:
         model = registry.load(root, version)
-        p, contribs = churn.booster_probabilities(
-            model.booster, model.card.best_iteration, model.calibrator, model.card.categories,
-            model.card.features, today)
         c = cfg.churn
+        args = (model.booster, model.card.best_iteration, model.calibrator,
+                model.card.categories, model.card.features, today)
+        p, _ = churn.booster_probabilities(*args, exact_for=np.zeros(len(today), bool))
+        tiers = churn.risk_tiers(p, c.risk_tiers_by, c.high_risk_cutoff, c.medium_risk_cutoff)
+        # exact reasons for the people a marketer will act on (high and medium risk)
+        _, contribs = churn.booster_probabilities(*args, exact_for=tiers != "low")
         scores = pd.DataFrame({
             "user_key": today["user_key"],
             "as_of_date": pd.Timestamp(as_of).date(),
             "churn_probability": p,
-            "churn_risk_tier": churn.risk_tiers(p, c.risk_tiers_by, c.high_risk_cutoff,
-                                                c.medium_risk_cutoff),
+            "churn_risk_tier": tiers,
             "model_version": version,
             "top_reasons": churn.reasons_from_contributions(contribs, model.card.features),
         })

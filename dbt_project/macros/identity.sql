@@ -4,3 +4,15 @@
     coalesce({{ user_id }}, '') || chr(31) || coalesce({{ anonymous_id }}, '') || chr(31)
     || coalesce({{ email_hash }}, '') || chr(31) || coalesce({{ phone_hash }}, '')
 {%- endmacro %}
+
+{#- Join a staged relation (alias) to its person and leave out erased people: the
+    `from <alias>` of every intermediate model that attaches user_key to source rows. -#}
+{% macro join_person(alias) -%}
+    inner join {{ ref('int_identity_tuples') }} as tuples
+        on
+            {{ identity_tuple_key(
+                alias ~ '.user_id', alias ~ '.anonymous_id', alias ~ '.email_hash', alias ~ '.phone_hash'
+            ) }}
+            = tuples.tuple_key
+    where tuples.user_key not in (select erased.user_key from {{ ref('int_erased_users') }} as erased)
+{%- endmacro %}

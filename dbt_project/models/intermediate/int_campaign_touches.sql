@@ -5,14 +5,6 @@ with touches as (
     where sent_at < {{ as_of_end_utc() }}
 ),
 
-tuples as (
-    select * from {{ ref('int_identity_tuples') }}
-),
-
-erased as (
-    select * from {{ ref('int_erased_users') }}
-),
-
 final as (
     select
         tuples.user_key,
@@ -26,13 +18,7 @@ final as (
         touches.cost,
         touches.touch_group
     from touches
-    inner join tuples
-        on
-            {{ identity_tuple_key(
-                'touches.user_id', 'touches.anonymous_id', 'touches.email_hash', 'touches.phone_hash'
-            ) }}
-            = tuples.tuple_key
-    where tuples.user_key not in (select erased.user_key from erased)
+    {{ join_person('touches') }}
 )
 
 select * from final

@@ -5,14 +5,6 @@ with events as (
     where occurred_at < {{ as_of_end_utc() }}
 ),
 
-tuples as (
-    select * from {{ ref('int_identity_tuples') }}
-),
-
-erased as (
-    select * from {{ ref('int_erased_users') }}
-),
-
 final as (
     select
         tuples.user_key,
@@ -29,11 +21,7 @@ final as (
         events.is_known_event_type,
         events.event_type in ({{ sql_list(var('activity_event_types')) }}) as is_activity
     from events
-    inner join tuples
-        on
-            {{ identity_tuple_key('events.user_id', 'events.anonymous_id', 'events.email_hash', 'events.phone_hash') }}
-            = tuples.tuple_key
-    where tuples.user_key not in (select erased.user_key from erased)
+    {{ join_person('events') }}
 )
 
 select * from final

@@ -5,14 +5,6 @@ with orders as (
     where ordered_at < {{ as_of_end_utc() }}
 ),
 
-tuples as (
-    select * from {{ ref('int_identity_tuples') }}
-),
-
-erased as (
-    select * from {{ ref('int_erased_users') }}
-),
-
 final as (
     select
         tuples.user_key,
@@ -27,11 +19,7 @@ final as (
         orders.user_id,
         case when orders.status = 'completed' then orders.amount else 0 end as revenue
     from orders
-    inner join tuples
-        on
-            {{ identity_tuple_key('orders.user_id', 'orders.anonymous_id', 'orders.email_hash', 'orders.phone_hash') }}
-            = tuples.tuple_key
-    where tuples.user_key not in (select erased.user_key from erased)
+    {{ join_person('orders') }}
 )
 
 select * from final

@@ -24,7 +24,8 @@ def run_config_for(as_of: str) -> dict:
     return {"ops": {op: {"config": {"as_of": as_of}} for op in RUN_DATE_OPS}}
 
 
-@dg.schedule(job=daily_job, cron_schedule="0 3 * * *", execution_timezone="UTC",
+@dg.schedule(name="ulm_daily_schedule", job=daily_job, cron_schedule="0 3 * * *",
+             execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.STOPPED)
 def daily_schedule(context: dg.ScheduleEvaluationContext):
     """03:00 UTC: yesterday's business date (in the configured business time zone)."""

@@ -13,9 +13,10 @@ from orchestration.project import prepare_manifest
 TEST_PII_KEY = "test-key-not-secret"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def dbt_manifest() -> Path:
-    return prepare_manifest()
+def pytest_configure(config) -> None:
+    # test modules may import the Dagster definitions, which need the dbt manifest: prepare it
+    # before collection, as `ulm` does before it imports them
+    prepare_manifest()
 
 
 @pytest.fixture(autouse=True)

@@ -2,11 +2,12 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from orchestration.definitions import defs
 from orchestration.schedules import RUN_DATE_OPS
 
 
 def test_daily_schedule_runs_yesterday_for_every_op(monkeypatch, tmp_path):
+    from orchestration.definitions import defs
+
     config = tmp_path / "ulm.yaml"
     config.write_text("business_timezone: Asia/Shanghai\n")
     monkeypatch.setenv("ULM_CONFIG", str(config))

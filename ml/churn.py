@@ -331,7 +331,8 @@ def drift(train_frame: pd.DataFrame, today: pd.DataFrame, features: list[str]
 def booster_probabilities(booster: xgb.Booster, best_iteration: int,
                           calibrator: IsotonicRegression, categories: dict[str, list[str]],
                           features: list[str], frame: pd.DataFrame,
-                          exact_for: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                          exact_for: np.ndarray | None = None,
+                          with_contributions: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated probabilities and per-row feature contributions of a saved model (no
     fitting). Contributions are exact TreeSHAP for the rows in `exact_for` (all rows when
     None) and the fast Saabas approximation for the others: exact SHAP costs about 0.3 ms a
@@ -343,6 +344,8 @@ def booster_probabilities(booster: xgb.Booster, best_iteration: int,
     raw = booster.predict(dm, iteration_range=rows)
     exact = np.ones(len(x), dtype=bool) if exact_for is None else np.asarray(exact_for, bool)
     contribs = np.zeros((len(x), len(features)))
+    if not with_contributions:
+        return calibrator.predict(raw), contribs
     if exact.any():
         contribs[exact] = booster.predict(_dmatrix(x[exact]), pred_contribs=True,
                                           iteration_range=rows)[:, :-1]

@@ -170,7 +170,7 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
         c = cfg.churn
         args = (model.booster, model.card.best_iteration, model.calibrator,
                 model.card.categories, model.card.features, today)
-        p, _ = churn.booster_probabilities(*args, exact_for=np.zeros(len(today), bool))
+        p, _ = churn.booster_probabilities(*args, with_contributions=False)
         tiers = churn.risk_tiers(p, c.risk_tiers_by, c.high_risk_cutoff, c.medium_risk_cutoff)
         # exact reasons for the people a marketer will act on (high and medium risk)
         _, contribs = churn.booster_probabilities(*args, exact_for=tiers != "low")
@@ -188,7 +188,8 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
         ref_p, _ = churn.booster_probabilities(
             model.booster, model.card.best_iteration, model.calibrator, model.card.categories,
             model.card.features, ref.assign(user_key="", snapshot_date=None,
-                                            is_scoring_snapshot=False, label=None))
+                                            is_scoring_snapshot=False, label=None),
+            with_contributions=False)
         psi["churn_probability"] = churn.population_stability(pd.Series(ref_p), pd.Series(p))
         drift_rows = pd.DataFrame({"feature": list(psi), "psi": list(psi.values())})
     elif not version:

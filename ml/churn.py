@@ -261,22 +261,16 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-def evaluate_all(models: TrainedModels, splits: Splits) -> list[ModelMetrics]:
+def evaluate_all(models: TrainedModels, splits: Splits
+                 ) -> tuple[list[ModelMetrics], dict[str, np.ndarray]]:
+    """Metrics of every model on validation and test, and the test predictions (for plots)."""
     out = []
     for split, frame in (("validation", splits.valid), ("test", splits.test)):
         preds = predict(models, frame)
         y = _labels(frame)
         for name, p in preds.items():
             out.append(ModelMetrics(name, split, evaluate(y, p)))
-    return out
-
-
-def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    frame = pd.DataFrame({"bin": idx, "p": p, "y": y})
-    return frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"),
-                                    rows=("y", "size")).reset_index()
+    return out, preds
 
 
 def top_reasons(models: TrainedModels, frame: pd.DataFrame, k: int = 3) -> list[str]:

@@ -90,7 +90,7 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
     started = datetime.now(UTC)
     models = churn.train_models(splits, params, c.n_estimators, c.early_stopping_rounds,
                                 c.max_training_rows, c.seed)
-    evaluation = churn.evaluate_all(models, splits)
+    evaluation, test_predictions = churn.evaluate_all(models, splits)
     seconds = (datetime.now(UTC) - started).total_seconds()
     metrics = {}
     for m in evaluation:
@@ -129,9 +129,8 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
         for m in evaluation for k, v in m.values.items()])
     _write_metrics(ulm, rows)
     y = splits.test["label"].astype(bool).to_numpy().astype(int)
-    preds = churn.predict(models, splits.test)
     importance = models.booster.get_score(importance_type="gain")
-    png = reports.churn_model_plots(y, preds, importance)
+    png = reports.churn_model_plots(y, test_predictions, importance)
     test = {name: metrics[name]["test"] for name in metrics}
     table = ("| model | ROC-AUC | PR-AUC | lift top 10% | Brier | calib. error |\n"
              "|---|---|---|---|---|---|\n")

@@ -32,9 +32,6 @@ DEFAULT_WAREHOUSE = Path("warehouse")
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: DefaultRunCoordinator
 """
 
 

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from orchestration.config import KNOWN_EVENT_TYPES
+
 log = logging.getLogger(__name__)
 
 DAY_S = 86_400
@@ -296,11 +298,7 @@ def _active_days(rng, active_from, churn1, react_day, churn2, engagement, days, 
     return {"person": who[keep], "day": d[keep]}
 
 
-EVENT_TYPES = [
-    "signup", "login", "session_start", "page_view", "feature_use", "add_to_cart", "purchase",
-    "refund", "subscription_start", "subscription_renew", "subscription_cancel",
-    "support_ticket", "survey_response",
-]
+EVENT_TYPES = KNOWN_EVENT_TYPES  # the contract's vocabulary; codes index into it
 T = {name: code for code, name in enumerate(EVENT_TYPES)}
 ENGAGED_CODES = np.array([T["page_view"], T["feature_use"], T["add_to_cart"], T["page_view"],
                           T["feature_use"]], dtype=np.int8)
@@ -476,10 +474,10 @@ def _orders_table(rng, ev_df, pid, lo, user_id, email, phone, has_phone, kind, p
     n = len(pid)
     code = ev_df.column("code").to_numpy()
     seq = ev_df.column("seq").to_numpy()
-    # originals come first; a redelivered purchase is the same order, not a new one
-    first = np.zeros(len(seq), dtype=bool)
-    first[: int(seq.max()) + 1 if len(seq) else 0] = True
-    buy = np.flatnonzero((code == T["purchase"]) & first)
+    # the originals are the first rows (seq 0..n-1); redeliveries follow and are the same
+    # orders, not new ones
+    originals = int(seq.max()) + 1 if len(seq) else 0
+    buy = np.flatnonzero(code[:originals] == T["purchase"])
     pids = ev_df.column("pid").to_numpy()[buy]
     who = pids - lo
     epoch = ev_df.column("epoch").to_numpy()[buy]

@@ -174,12 +174,17 @@ def build_inventory(con: duckdb.DuckDBPyConnection, files: list[RawFile]) -> lis
     return rows
 
 
-def _column_map(con: duckdb.DuckDBPyConnection, relation_sql: str) -> dict[str, list[str]]:
-    """lower-cased name -> actual column names (several when files differ only in case)."""
+def _describe(con: duckdb.DuckDBPyConnection, relation_sql: str
+              ) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """One DESCRIBE (it sniffs every file): lower-cased name -> actual column names (several
+    when files differ only in case), and actual name -> type."""
     cols: dict[str, list[str]] = {}
-    for name, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall():
+    types: dict[str, str] = {}
+    for name, column_type, *_ in con.execute(
+            f"DESCRIBE SELECT * FROM {relation_sql}").fetchall():
         cols.setdefault(name.lower(), []).append(name)
-    return cols
+        types[name] = column_type
+    return cols, types
 
 
 def _quote(name: str) -> str:
@@ -187,9 +192,7 @@ def _quote(name: str) -> str:
 
 
 def _typed_select(con, relation_sql: str, known: list[str], fmt: str) -> str:
-    cols = _column_map(con, relation_sql)
-    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
-                             f"{relation_sql})").fetchall())
+    cols, types = _describe(con, relation_sql)
 
     def as_text(actual: str) -> str:
         nested = types[actual].upper().startswith(("STRUCT", "MAP", "JSON")) or \

@@ -68,7 +68,9 @@ def test_too_little_history_is_a_clear_error():
 
 def test_xgboost_beats_both_baselines_on_a_nonlinear_signal(trained):
     _, splits, models = trained
-    test = {m.model: m.values for m in churn.evaluate_all(models, splits) if m.split == "test"}
+    metrics, predictions = churn.evaluate_all(models, splits)
+    test = {m.model: m.values for m in metrics if m.split == "test"}
+    assert set(predictions) == set(test)
     assert test["xgboost"]["roc_auc"] > test["recency_baseline"]["roc_auc"] + 0.03
     assert test["xgboost"]["roc_auc"] >= test["logistic_baseline"]["roc_auc"]
     assert test["xgboost"]["calibration_error"] < 0.08

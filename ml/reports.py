@@ -145,3 +145,18 @@ def churn_model_plots(y: np.ndarray, predictions: dict[str, np.ndarray],
     imp_ax.tick_params(axis="y", labelsize=7)
     empty.set_axis_off()
     return _png(fig)
+
+
+def clv_holdout_plot(by_frequency: pd.DataFrame, cutoff: str, holdout_days: int) -> bytes:
+    """Mean predicted vs actual repeat purchases in the holdout period, per number of repeat
+    purchases before the cut-off (the BG/NBD paper's conditional-expectation check)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = np.arange(len(by_frequency))
+    ax.bar(x - 0.2, by_frequency["actual"], width=0.4, label="actual", color="#2171b5")
+    ax.bar(x + 0.2, by_frequency["predicted"], width=0.4, label="BG/NBD", color="#fdae6b")
+    ax.set_xticks(x, by_frequency["frequency_label"].astype(str))
+    ax.set_xlabel(f"repeat purchases up to {cutoff}")
+    ax.set_ylabel(f"mean repeat purchases in the next {holdout_days} days")
+    ax.set_title("CLV holdout check")
+    ax.legend()
+    return _png(fig)

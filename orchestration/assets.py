@@ -163,7 +163,9 @@ def lifecycle_report(context: dg.AssetExecutionContext, ulm: UlmSettings):
 
 
 @dg.asset(deps=[*_mart_keys(), dg.AssetKey(["ml", "user_churn_scores"]),
-                dg.AssetKey(["churn_model"])], group_name="publish")
+                dg.AssetKey(["churn_model"]), dg.AssetKey(["ml", "user_clv"]),
+                dg.AssetKey(["ml", "winback_targets"]), dg.AssetKey(["clv_holdout_check"])],
+          group_name="publish")
 def serving_database(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
     """WAREHOUSE/serving.duckdb: the marts of a complete, validated run, swapped in atomically.
     Runs only when every upstream model and blocking check succeeded."""

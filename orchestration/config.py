@@ -143,6 +143,92 @@ class ChurnConfig(_Section):
         return self
 
 
+class ClvConfig(_Section):
+    horizon_months: int = Field(12, ge=1, le=120, description="CLV and expected purchases "
+                                                               "cover this many months (of "
+                                                               "30 days) after the as-of date.")
+    annual_discount_rate: float = Field(0.10, ge=0, lt=1, description="Annual rate at which "
+                                                                    "future months' value is "
+                                                                    "discounted.")
+    high_value_share: float = Field(0.2, gt=0, lt=1, description="value_tier `high`: this top "
+                                                               "share of buyers by CLV.")
+    medium_value_share: float = Field(0.3, gt=0, lt=1, description="value_tier `medium`: the "
+                                                                 "next share of buyers.")
+    holdout_days: int = Field(90, ge=7, description="The holdout check fits on orders up to "
+                                                    "this many days before the as-of date and "
+                                                    "predicts those days.")
+    min_repeat_customers: int = Field(20, ge=5, description="Fewer people with a repeat "
+                                                          "purchase than this: no CLV fit "
+                                                          "(clv stays null, with a warning).")
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> ClvConfig:
+        if self.high_value_share + self.medium_value_share >= 1:
+            raise ValueError("high_value_share + medium_value_share must be below 1")
+        return self
+
+
+class CampaignsConfig(_Section):
+    return_window_days: int = Field(30, ge=1, description="A touched person has returned when "
+                                                          "active within this many days after "
+                                                          "the send date.")
+
+
+class OfferRule(_Section):
+    offer: str = Field(..., min_length=1)
+    channel: str = Field(..., pattern="^(email|sms|push|phone|coupon)$")
+
+
+DEFAULT_OFFERS = {
+    "price": {"offer": "discount_20pct", "channel": "coupon"},
+    "competitor": {"offer": "discount_20pct", "channel": "coupon"},
+    "service": {"offer": "service_call", "channel": "phone"},
+    "quality": {"offer": "service_call", "channel": "phone"},
+    "no_need": {"offer": "whats_new_message", "channel": "email"},
+    "default": {"offer": "come_back_message", "channel": "email"},
+}
+
+
+class WinbackConfig(_Section):
+    budget: float = Field(1000.0, ge=0, description="Most the target list may cost (sum of "
+                                                    "the expected cost per contact).")
+    include_high_risk: bool = Field(True, description="Target people at high churn risk as "
+                                                      "well as those already churned.")
+    cooldown_days: int = Field(30, ge=0, description="People contacted (treated) this many "
+                                                     "days before the as-of date or less are "
+                                                     "not targeted again.")
+    prior_return_rate: float = Field(0.05, gt=0, lt=1, description="Probability of return if "
+                                                                 "contacted, before any "
+                                                                 "campaign history.")
+    prior_strength: float = Field(50.0, gt=0, description="Weight of that prior, in contacted "
+                                                         "people: past campaigns move the "
+                                                         "estimate once they have more.")
+    channel_costs: dict[str, float] = Field(
+        default_factory=lambda: {"email": 0.05, "sms": 0.12, "push": 0.01, "phone": 4.0,
+                                 "coupon": 2.5},
+        description="Cost per contact by channel, used where past touches do not show it.")
+    offers: dict[str, OfferRule] = Field(
+        default_factory=lambda: {k: OfferRule(**v) for k, v in DEFAULT_OFFERS.items()},
+        description="Offer and channel per reason (stated cancel reason, `service` after "
+                    "support tickets, `not_stated`); `default` for any other reason.")
+
+    @field_validator("offers")
+    @classmethod
+    def _has_default(cls, value: dict[str, OfferRule]) -> dict[str, OfferRule]:
+        if "default" not in value:
+            raise ValueError("offers needs a `default` entry")
+        return {k.lower(): v for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _costs_known(self) -> WinbackConfig:
+        missing = {r.channel for r in self.offers.values()} - set(self.channel_costs)
+        if missing:
+            raise ValueError(f"channel_costs has no cost for {sorted(missing)}")
+        if any(v < 0 for v in self.channel_costs.values()):
+            raise ValueError("channel_costs must not be negative")
+        return self
+
+
 class EngineConfig(_Section):
     memory_limit: str = Field(
         "3GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
@@ -167,6 +253,9 @@ class UlmConfig(_Section):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     rfm: RfmConfig = Field(default_factory=RfmConfig)
     churn: ChurnConfig = Field(default_factory=ChurnConfig)
+    clv: ClvConfig = Field(default_factory=ClvConfig)
+    campaigns: CampaignsConfig = Field(default_factory=CampaignsConfig)
+    winback: WinbackConfig = Field(default_factory=WinbackConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
     @field_validator("timezone", "business_timezone")
@@ -251,6 +340,7 @@ def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path) -> dict[st
         "churn_horizon_days": config.churn.horizon_days,
         "churn_snapshot_every_days": config.churn.snapshot_every_days,
         "churn_training_snapshots": config.churn.training_snapshots,
+        "campaign_return_window_days": config.campaigns.return_window_days,
         "engine_memory_limit": config.engine.memory_limit,
     }
 
@@ -266,6 +356,9 @@ def reference_table() -> list[tuple[str, str, str]]:
                 walk(ann, f"{prefix}{name}.")
                 continue
             default = field.get_default(call_default_factory=True)
+            if isinstance(default, dict):
+                default = {k: v.model_dump() if isinstance(v, BaseModel) else v
+                           for k, v in default.items()}
             rows.append((prefix + name, repr(default), field.description or ""))
 
     walk(UlmConfig, "")

@@ -16,6 +16,7 @@ from orchestration.churn_assets import churn_drift_check, churn_model, user_chur
 from orchestration.project import DBT_EXECUTABLE, ulm_dbt_project
 from orchestration.resources import UlmSettings
 from orchestration.schedules import daily_job, daily_schedule
+from orchestration.value_assets import clv_holdout_check, user_clv, winback_targets
 
 
 def build_resources(ulm: UlmSettings | None = None) -> dict:
@@ -33,8 +34,9 @@ def build_resources(ulm: UlmSettings | None = None) -> dict:
 
 
 defs = dg.Definitions(
-    assets=[raw_landing, ulm_dbt_models, churn_model, user_churn_scores, ulm_dbt_after_ml,
-            serving_database, lifecycle_report],
+    assets=[raw_landing, ulm_dbt_models, churn_model, user_churn_scores, user_clv,
+            clv_holdout_check, winback_targets, ulm_dbt_after_ml, serving_database,
+            lifecycle_report],
     asset_checks=[churn_drift_check],
     jobs=[daily_job],
     schedules=[daily_schedule],

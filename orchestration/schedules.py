@@ -15,7 +15,8 @@ daily_job = dg.define_asset_job(
     description="Land the raw files, build and test every dbt model, publish serving.duckdb.",
 )
 
-RUN_DATE_OPS = ("ulm_dbt_models", "churn_model", "ml__user_churn_scores", "ulm_dbt_after_ml",
+RUN_DATE_OPS = ("ulm_dbt_models", "churn_model", "ml__user_churn_scores", "ml__user_clv",
+                "clv_holdout_check", "ml__winback_targets", "ulm_dbt_after_ml",
                 "serving_database")
 
 

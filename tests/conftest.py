@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,9 @@ def pytest_configure(config) -> None:
     # test modules may import the Dagster definitions, which need the dbt manifest: prepare it
     # before collection, as `ulm` does before it imports them
     prepare_manifest()
+    # pytensor (CLV models) compiles C once; keep its cache between test runs
+    cache = Path(__file__).resolve().parent.parent / ".cache" / "pytensor"
+    os.environ.setdefault("PYTENSOR_FLAGS", f"base_compiledir={cache}")
 
 
 @pytest.fixture(autouse=True)

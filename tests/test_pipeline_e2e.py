@@ -21,6 +21,8 @@ pytestmark = pytest.mark.e2e
 CONTRACT_TABLES = {
     "dim_users", "source_reconciliation", "quarantine_summary", "user_lifecycle_history",
     "lifecycle_daily", "cohort_retention", "kpi_daily", "rfm_segments", "churn_reasons",
+    "user_churn_scores", "churn_model_metrics", "user_clv", "clv_model_params",
+    "winback_targets", "campaign_effect",
 }
 
 
@@ -414,3 +416,71 @@ def test_churn_model_is_registered_scores_everyone_and_beats_baselines(small_wor
             "data_fingerprint"} <= set(card)
     assert q(serving, "select distinct model_version from marts.user_churn_scores") == [
         (current,)]
+
+
+def test_clv_covers_everyone_and_is_published_with_its_parameters(small_world):
+    serving = small_world.warehouse / "serving.duckdb"
+    people, clv_rows, buyers, valid, no_purchase_ok = q(serving, """
+        select (select count(*) from marts.dim_users), count(*),
+               count(*) filter (where value_tier in ('high', 'medium', 'low')),
+               count(*) filter (where p_alive between 0 and 1 and clv >= 0
+                                and expected_purchases >= 0 and expected_avg_order_value > 0),
+               bool_and(clv = 0 and p_alive is null) filter (where value_tier = 'no_purchase')
+        from marts.user_clv""")[0]
+    assert people == clv_rows and buyers == valid > 0 and no_purchase_ok
+    # one-order people get the population answer, not a blank
+    assert q(serving, """select count(*) from marts.user_clv
+                         where frequency = 0 and (clv is null or clv <= 0)""") == [(0,)]
+    # dim_users carries the same value columns
+    assert q(serving, """select count(*) from marts.dim_users d join marts.user_clv c
+                         using (user_key) where d.clv is distinct from c.clv
+                         or d.value_tier is distinct from c.value_tier""") == [(0,)]
+    params = dict(((m, p), v) for m, p, v in q(
+        serving, "select model, param, value from marts.clv_model_params"))
+    assert set(params) == {("bg_nbd", k) for k in ("r", "alpha", "a", "b")} | {
+        ("gamma_gamma", k) for k in ("p", "q", "gamma")}
+    assert all(v > 0 for v in params.values())
+    holdout = q(serving, "select sum(customers), sum(predicted * customers), "
+                         "sum(actual * customers) from marts.clv_holdout_check")[0]
+    assert holdout[0] > 0 and abs(holdout[1] - holdout[2]) / holdout[2] < 0.25
+
+
+def test_campaign_effect_recovers_the_true_uplift(small_world):
+    truth = json.loads((small_world.truth / "campaigns.json").read_text())
+    serving = small_world.warehouse / "serving.duckdb"
+    rows = q(serving, """
+        select campaign_id, treated_users, control_users, uplift, uplift_ci_low, uplift_ci_high
+        from marts.campaign_effect where effect_status = 'measured'""")
+    assert len(rows) >= 3
+    for cid, treated, control, uplift, low, high in rows:
+        # every touched person is counted once, in the group the generator put them in
+        # (less anyone erased by a delete request)
+        assert treated <= truth["campaigns"][cid]["treatment_users"]
+        assert control <= truth["campaigns"][cid]["control_users"]
+        assert low <= uplift <= high
+    covered = [low <= truth["true_uplift"] <= high for *_, low, high in rows]
+    assert sum(covered) >= 0.75 * len(covered), rows
+    # pooled over campaigns (inverse-variance), the truth is inside the 95% interval
+    est = pd.DataFrame(rows, columns=["id", "t", "c", "u", "lo", "hi"])
+    w = 1 / ((est["hi"] - est["lo"]) / (2 * 1.959964)) ** 2
+    pooled, se = (w * est["u"]).sum() / w.sum(), (1 / w.sum()) ** 0.5
+    assert pooled - 1.96 * se <= truth["true_uplift"] <= pooled + 1.96 * se
+
+
+def test_winback_targets_are_reachable_ranked_and_within_budget(small_world):
+    serving = small_world.warehouse / "serving.duckdb"
+    cfg = load_config(None)
+    targets = q(serving, "select count(*), max(cumulative_cost), min(expected_value), "
+                         "count(distinct priority_rank), max(priority_rank) "
+                         "from marts.winback_targets")[0]
+    assert targets[0] > 0 and targets[1] <= cfg.winback.budget and targets[2] > 0
+    assert targets[3] == targets[4] == targets[0]
+    # nobody without consent (false, unknown or withdrawn), and only churned or high risk
+    assert q(serving, """
+        select count(*) from marts.winback_targets t join marts.dim_users d using (user_key)
+        where not coalesce(d.marketing_consent, false) or d.consent_withdrawn
+           or not (d.lifecycle_stage = 'churned' or d.churn_risk_tier = 'high')""") == [(0,)]
+    offers = dict(q(serving, "select reason, any_value(recommended_offer) "
+                             "from marts.winback_targets group by reason"))
+    if "price" in offers:
+        assert offers["price"] == cfg.winback.offers["price"].offer

@@ -1,6 +1,6 @@
 {#- One row per person (user_key) seen on or before the as-of date, erased people excepted:
-    profile, lifecycle stage today, RFM segment, churn risk and tags. Built after the churn
-    scores (tag after_ml); CLV columns are added by the models that compute them. -#}
+    profile, lifecycle stage today, RFM segment, churn risk, value and tags. Built after the
+    churn scores and CLV (tag after_ml). -#}
 {{ config(tags=['after_ml']) }}
 with profiles as (
     select * from {{ ref('int_user_profile') }}
@@ -21,6 +21,10 @@ rfm as (
 
 churn as (
     select * from {{ source('ml', 'user_churn_scores') }}
+),
+
+value as (
+    select * from {{ source('ml', 'user_clv') }}
 ),
 
 tags as (
@@ -57,6 +61,10 @@ final as (
         churn.churn_risk_tier,
         churn.top_reasons as churn_top_reasons,
         churn.model_version as churn_model_version,
+        value.clv,
+        value.value_tier,
+        value.p_alive,
+        value.expected_purchases,
         profiles.marketing_consent,
         profiles.consent_withdrawn,
         profiles.is_known,
@@ -74,6 +82,7 @@ final as (
     left join history on profiles.user_key = history.user_key
     left join rfm on profiles.user_key = rfm.user_key
     left join churn on profiles.user_key = churn.user_key
+    left join value on profiles.user_key = value.user_key
     left join tags on profiles.user_key = tags.user_key
 )
 

@@ -1,0 +1,221 @@
+"""Dagster assets for value and win-back: wiring only; the work is in ml/clv.py and
+ml/winback.py. Tables go to the working database's `marts` schema and are published with
+the rest."""
+
+import base64
+import time
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml import clv, reports, winback
+from orchestration.assets import RunDate, _model_key
+from orchestration.churn_assets import SCORES_KEY
+from orchestration.dbt_args import resolve_as_of
+from orchestration.resources import UlmSettings
+
+CLV_KEY = dg.AssetKey(["ml", "user_clv"])
+WINBACK_KEY = dg.AssetKey(["ml", "winback_targets"])
+
+USER_CLV_COLUMNS = {
+    "user_key": "varchar", "as_of_date": "date", "frequency": "integer",
+    "recency_days": "integer", "tenure_days": "integer", "monetary_value": "double",
+    "first_purchase_date": "date", "last_purchase_date": "date", "p_alive": "double",
+    "expected_purchases": "double", "expected_avg_order_value": "double", "clv": "double",
+    "value_tier": "varchar",
+}
+PARAMS_COLUMNS = {
+    "as_of_date": "date", "model": "varchar", "param": "varchar", "value": "double",
+    "time_unit": "varchar", "customers": "integer", "repeat_customers": "integer",
+    "spend_frequency_corr": "double",
+}
+HOLDOUT_COLUMNS = {
+    "as_of_date": "date", "cutoff_date": "date", "frequency_label": "varchar",
+    "customers": "integer", "predicted": "double", "actual": "double",
+}
+TARGETS_COLUMNS = {
+    "user_key": "varchar", "as_of_date": "date", "priority_rank": "integer",
+    "lifecycle_stage": "varchar", "churn_probability": "double", "churn_risk_tier": "varchar",
+    "clv": "double", "value_if_returned": "double", "p_return": "double",
+    "p_return_source": "varchar", "reason": "varchar", "reason_source": "varchar",
+    "recommended_offer": "varchar", "channel": "varchar", "cost": "double",
+    "expected_value": "double", "cumulative_cost": "double",
+}
+RATES_COLUMNS = {
+    "as_of_date": "date", "channel": "varchar", "reason": "varchar", "contacted": "integer",
+    "returned": "integer", "p_return": "double", "channel_rate": "double",
+}
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
+                  columns: dict[str, str]) -> None:
+    """Create `table` with exactly these typed columns from `frame` (empty frames too)."""
+    con.execute(f"create or replace table {table} ("
+                + ", ".join(f"{c} {t}" for c, t in columns.items()) + ")")
+    if not frame.empty:
+        con.register("_frame", frame[list(columns)])
+        con.execute(f"insert into {table} select "
+                    + ", ".join(f"cast({c} as {t})" for c, t in columns.items())
+                    + " from _frame")
+        con.unregister("_frame")
+
+
+def _read(ulm: UlmSettings, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(ulm.work_db), read_only=True) as con:
+        return con.execute(sql).df()
+
+
+def _png_md(title: str, png: bytes) -> dg.MetadataValue:
+    return dg.MetadataValue.md(
+        f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def _purchase_days(ulm: UlmSettings) -> pd.DataFrame:
+    return _read(ulm, "select user_key, purchase_date, amount "
+                      "from intermediate.int_purchase_days")
+
+
+@dg.asset(key=CLV_KEY, deps=[_model_key("int_purchase_days"), _model_key("int_user_profile")],
+          group_name="value", kinds={"python", "pymc"})
+def user_clv(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
+    """Every person's CLV: BG/NBD + Gamma-Gamma fitted by maximum likelihood on the completed
+    orders up to the as-of date; probability alive, expected purchases and order value over
+    the horizon, discounted CLV and value tier. People without an order get tier
+    `no_purchase`; with one order only, the models' population-level answer."""
+    cfg = ulm.load_config()
+    as_of = resolve_as_of(config.as_of, cfg.business_timezone)
+    c = cfg.clv
+    clv.use_compile_dir(ulm.warehouse / "cache" / "pytensor")
+    people = _read(ulm, "select user_key from intermediate.int_user_profile")
+    summary = clv.purchase_summary(_purchase_days(ulm), as_of, "day")
+    started = time.perf_counter()
+    metadata: dict = {"buyers": len(summary), "people": len(people)}
+    try:
+        fit = clv.fit(summary, "day", c.min_repeat_customers)
+        fit_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        scored = clv.predict(fit, summary, c.horizon_months, c.annual_discount_rate)
+        scored["value_tier"] = clv.value_tiers(scored["clv"], c.high_value_share,
+                                               c.medium_value_share)
+        params = clv.params_table(fit)
+        metadata.update({
+            "fit_seconds": round(fit_seconds, 2),
+            "score_seconds": round(time.perf_counter() - started, 2),
+            "repeat_customers": fit.repeat_customers,
+            "bg_nbd": dg.MetadataValue.json({k: round(v, 6) for k, v in fit.bg_nbd.items()}),
+            "gamma_gamma": dg.MetadataValue.json(
+                {k: round(v, 6) for k, v in fit.gamma_gamma.items()}),
+            "spend_frequency_corr": round(fit.spend_frequency_corr, 4),
+            "total_clv": float(scored["clv"].sum()),
+        })
+        if abs(fit.spend_frequency_corr) > 0.3:
+            context.log.warning(
+                f"spend and frequency correlate ({fit.spend_frequency_corr:.2f}): the "
+                "Gamma-Gamma assumption of independence is questionable for this data")
+        context.log.info(f"CLV fitted on {len(summary):,} buyers in {fit_seconds:.1f}s: "
+                         f"BG/NBD {fit.bg_nbd}, Gamma-Gamma {fit.gamma_gamma}")
+    except clv.ClvFitError as exc:
+        context.log.warning(f"CLV not fitted: {exc}; clv stays null")
+        scored = summary.assign(p_alive=np.nan, expected_purchases=np.nan,
+                                expected_avg_order_value=np.nan, clv=np.nan,
+                                value_tier="unknown")
+        params = pd.DataFrame(columns=list(PARAMS_COLUMNS))
+        metadata["not_fitted"] = str(exc)
+    out = people.merge(scored, on="user_key", how="left")
+    no_purchase = out["frequency"].isna()
+    out.loc[no_purchase, ["expected_purchases", "clv"]] = 0.0
+    out["value_tier"] = out["value_tier"].astype("object").where(~no_purchase, "no_purchase")
+    out = out.rename(columns={"recency": "recency_days", "T": "tenure_days"})
+    out["as_of_date"] = pd.Timestamp(as_of).date()
+    params = params.assign(as_of_date=pd.Timestamp(as_of).date())
+    with duckdb.connect(str(ulm.work_db)) as con:
+        replace_table(con, "marts.user_clv", out, USER_CLV_COLUMNS)
+        replace_table(con, "marts.clv_model_params", params, PARAMS_COLUMNS)
+    metadata["tiers"] = dg.MetadataValue.json(
+        {str(k): int(v) for k, v in out["value_tier"].value_counts().items()})
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(deps=[_model_key("int_purchase_days")], group_name="value", kinds={"python", "pymc"})
+def clv_holdout_check(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
+    """Fit the CLV models on orders up to `clv.holdout_days` before the as-of date, predict
+    the days after, compare with what happened: in total, per number of earlier repeat
+    purchases, per person. Table `clv_holdout_check`, numbers and a plot here."""
+    cfg = ulm.load_config()
+    as_of = resolve_as_of(config.as_of, cfg.business_timezone)
+    c = cfg.clv
+    clv.use_compile_dir(ulm.warehouse / "cache" / "pytensor")
+    try:
+        result = clv.holdout_check(_purchase_days(ulm), as_of, c.holdout_days, "day",
+                                   c.min_repeat_customers)
+    except clv.ClvFitError as exc:
+        context.log.warning(f"CLV holdout check skipped: {exc}")
+        with duckdb.connect(str(ulm.work_db)) as con:
+            replace_table(con, "marts.clv_holdout_check", pd.DataFrame(), HOLDOUT_COLUMNS)
+        return dg.MaterializeResult(metadata={"skipped": str(exc)})
+    groups = result["by_frequency"].assign(as_of_date=pd.Timestamp(as_of).date(),
+                                           cutoff_date=pd.Timestamp(result["cutoff_date"]).date())
+    with duckdb.connect(str(ulm.work_db)) as con:
+        replace_table(con, "marts.clv_holdout_check", groups, HOLDOUT_COLUMNS)
+    png = reports.clv_holdout_plot(result["by_frequency"], result["cutoff_date"],
+                                   result["holdout_days"])
+    table = "| repeat purchases before | people | predicted | actual |\n|---|---|---|---|\n"
+    table += "\n".join(f"| {r.frequency_label} | {r.customers:,} | {r.predicted:.3f} | "
+                       f"{r.actual:.3f} |" for r in result["by_frequency"].itertuples())
+    context.log.info(
+        f"CLV holdout ({result['cutoff_date']} + {result['holdout_days']}d): predicted "
+        f"{result['predicted_total']:.0f} repeat purchases, actual {result['actual_total']:.0f} "
+        f"({result['total_error_pct']:+.1f}%)")
+    return dg.MaterializeResult(metadata={
+        "cutoff_date": result["cutoff_date"], "customers": result["customers"],
+        "predicted_total": round(result["predicted_total"], 1),
+        "actual_total": result["actual_total"],
+        "total_error_pct": round(result["total_error_pct"], 2),
+        "mae_per_person": round(result["mae_per_person"], 4),
+        "rmse_per_person": round(result["rmse_per_person"], 4),
+        "by_frequency": dg.MetadataValue.md(table),
+        "plot": _png_md("CLV holdout check", png),
+    })
+
+
+@dg.asset(key=WINBACK_KEY, deps=[CLV_KEY, SCORES_KEY, _model_key("int_winback_candidates"),
+                                 _model_key("int_campaign_outcomes")],
+          group_name="value", kinds={"python"})
+def winback_targets(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
+    """Reachable people who churned or are at high churn risk, ranked by expected value of
+    contacting them (probability of return if contacted x value if they return - cost), kept
+    within the budget, each with an offer and a channel for their stated reason. The learned
+    return rates behind it go to `winback_return_rates`."""
+    cfg = ulm.load_config()
+    as_of = resolve_as_of(config.as_of, cfg.business_timezone)
+    w = cfg.winback
+    candidates = _read(ulm, """
+        select c.*, s.churn_probability, s.churn_risk_tier, v.clv, v.p_alive
+        from intermediate.int_winback_candidates as c
+        left join marts.user_churn_scores as s using (user_key)
+        left join marts.user_clv as v using (user_key)""")
+    outcomes = _read(ulm, f"""
+        select *, days_observed >= {cfg.campaigns.return_window_days} as window_complete
+        from intermediate.int_campaign_outcomes""")
+    chosen, rates = winback.targets(
+        candidates, outcomes, as_of, w.budget,
+        {k: v.model_dump() for k, v in w.offers.items()}, w.channel_costs,
+        w.prior_return_rate, w.prior_strength, w.include_high_risk, w.cooldown_days)
+    day = pd.Timestamp(as_of).date()
+    with duckdb.connect(str(ulm.work_db)) as con:
+        replace_table(con, "marts.winback_targets", chosen.assign(as_of_date=day),
+                      TARGETS_COLUMNS)
+        replace_table(con, "marts.winback_return_rates", rates.assign(as_of_date=day),
+                      RATES_COLUMNS)
+    context.log.info(f"{len(chosen):,} win-back targets, cost {chosen['cost'].sum():.2f} of "
+                     f"budget {w.budget:.2f}, expected value {chosen['expected_value'].sum():.2f}")
+    by_offer = chosen.groupby(["recommended_offer", "channel"]).size() if len(chosen) else {}
+    return dg.MaterializeResult(metadata={
+        "targets": len(chosen), "cost": float(chosen["cost"].sum()),
+        "budget": w.budget, "expected_value": float(chosen["expected_value"].sum()),
+        "reachable_candidates": int(candidates["is_reachable"].sum()),
+        "by_offer": dg.MetadataValue.json({f"{o} via {c}": int(n)
+                                           for (o, c), n in dict(by_offer).items()}),
+    })

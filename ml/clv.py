@@ -63,7 +63,10 @@ def purchase_summary(purchase_days: pd.DataFrame, as_of: str | pd.Timestamp,
     df["purchase_date"] = pd.to_datetime(df["purchase_date"]).dt.normalize()
     df = df[df["purchase_date"] <= as_of]
     if df.empty:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in SUMMARY_COLUMNS})
+        types = {"user_key": "object", "first_purchase_date": "datetime64[us]",
+                 "last_purchase_date": "datetime64[us]"}
+        return pd.DataFrame({c: pd.Series(dtype=types.get(c, "float64"))
+                             for c in SUMMARY_COLUMNS})
     df = (df.groupby(["user_key", "purchase_date"], as_index=False)["amount"].sum()
           .sort_values(["user_key", "purchase_date"]))
     is_repeat = df.duplicated("user_key")  # every day after a person's first

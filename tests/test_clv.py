@@ -77,7 +77,11 @@ def test_purchase_summary_conventions():
 
 def test_purchase_summary_of_nothing_is_empty():
     empty = pd.DataFrame({"user_key": [], "purchase_date": [], "amount": []})
-    assert clv.purchase_summary(empty, "2026-01-01").empty
+    summary = clv.purchase_summary(empty, "2026-01-01")
+    assert summary.empty and list(summary.columns) == clv.SUMMARY_COLUMNS
+    # it joins to people's string keys like a non-empty summary does
+    people = pd.DataFrame({"user_key": ["p_1"]})
+    assert people.merge(summary, on="user_key", how="left")["frequency"].isna().all()
 
 
 def _bg_nbd_closed_form(r, alpha, a, b, x, t_x, T, t):

@@ -10,6 +10,7 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field
 
+from expectations import results
 from ml import reports
 from orchestration.config import dbt_vars
 from orchestration.dbt_args import dbt_build_args, resolve_as_of, summarize_failures
@@ -77,6 +78,7 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmS
     invocation = dbt.cli(dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse)), context=context,
                          raise_on_error=False)
     yield from invocation.stream()
+    _record_dbt_tests(context, ulm, as_of, invocation)
     if not invocation.is_successful():
         raise dg.Failure(
             description="dbt build failed: " + summarize_failures(
@@ -84,43 +86,62 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmS
         )
 
 
+def _record_dbt_tests(context, ulm: UlmSettings, as_of: str, invocation) -> None:
+    """dbt tests sit beside the GX checks in data_quality_results."""
+    try:
+        run_results = invocation.get_artifact("run_results.json")
+        manifest = invocation.get_artifact("manifest.json")
+    except FileNotFoundError:
+        return  # dbt stopped before writing them; its failure is reported as the run's error
+    stage = context.op.name.replace("ulm_dbt_", "")
+    with duckdb.connect(str(ulm.work_db)) as con:
+        results.record(con, context.run.run_id, as_of,
+                       results.dbt_test_rows(run_results, manifest, stage))
+
+
 AFTER_ML = "tag:after_ml"
 
 
-@dbt_assets(
-    manifest=ulm_dbt_project.manifest_path,
-    project=ulm_dbt_project,
-    dagster_dbt_translator=UlmTranslator(),
-    exclude=AFTER_ML,
-)
-def ulm_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmSettings,
-                   config: RunDate):
-    """Build (run and test) every dbt model as of the run's date, except those that need the
-    churn scores."""
-    yield from _dbt_build(context, dbt, ulm, config)
+def _dbt_stage(name: str, select: str, exclude: str | None, doc: str):
+    """One dbt build per stage, so the checks between stages can stop the next one."""
+
+    @dbt_assets(manifest=ulm_dbt_project.manifest_path, project=ulm_dbt_project,
+                dagster_dbt_translator=UlmTranslator(), select=select, exclude=exclude,
+                name=name)
+    def _stage(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmSettings,
+               config: RunDate):
+        yield from _dbt_build(context, dbt, ulm, config)
+
+    _stage.__doc__ = doc
+    return _stage
 
 
-@dbt_assets(
-    manifest=ulm_dbt_project.manifest_path,
-    project=ulm_dbt_project,
-    dagster_dbt_translator=UlmTranslator(),
-    select=AFTER_ML,
-    name="ulm_dbt_after_ml",
-)
-def ulm_dbt_after_ml(context: dg.AssetExecutionContext, dbt: DbtCliResource,
-                     ulm: UlmSettings, config: RunDate):
-    """The dbt models that join the churn scores (dim_users)."""
-    yield from _dbt_build(context, dbt, ulm, config)
+ulm_dbt_staging = _dbt_stage(
+    "ulm_dbt_staging", "path:models/staging", None,
+    "Staging: type, normalise, deduplicate and quarantine every raw source (and test it).")
+ulm_dbt_identity = _dbt_stage(
+    "ulm_dbt_identity", "tag:identity", None,
+    "Identity: link every identifier into one person (user_key).")
+# intermediate and mart models refer to each other (lifecycle marts feed churn features and
+# win-back candidates), so they are one stage: one dbt build, checked as a whole
+ulm_dbt_models = _dbt_stage(
+    "ulm_dbt_models", "path:models/intermediate path:models/marts",
+    f"tag:identity {AFTER_ML}",
+    "Intermediate and marts: events, orders, person-day activity, lifecycle, retention, "
+    "KPIs, RFM, reasons, churn features, campaign effect, reconciliation.")
+ulm_dbt_after_ml = _dbt_stage(
+    "ulm_dbt_after_ml", AFTER_ML, None,
+    "The dbt models that join the churn scores and CLV (dim_users).")
+DBT_STAGES = [ulm_dbt_staging, ulm_dbt_identity, ulm_dbt_models, ulm_dbt_after_ml]
 
 
 def _mart_keys() -> list[dg.AssetKey]:
-    return [key for defs in (ulm_dbt_models, ulm_dbt_after_ml) for key in defs.keys
+    return [key for defs in DBT_STAGES for key in defs.keys
             if defs.group_names_by_key.get(key) == "marts"]
 
 
 def _model_key(name: str) -> dg.AssetKey:
-    (key,) = [k for defs in (ulm_dbt_models, ulm_dbt_after_ml) for k in defs.keys
-              if k.path[-1] == name]
+    (key,) = [k for defs in DBT_STAGES for k in defs.keys if k.path[-1] == name]
     return key
 
 

@@ -137,25 +137,65 @@ def run_pipeline(raw_dir: Path, warehouse: Path, as_of: str | None, config_path:
         tags={"as_of": as_of_date, "launched_by": "ulm run"},
     )
     seconds = time.perf_counter() - started
+    health = _health(warehouse, result.run_id)
     if not result.success:
         _say("")
         _say(f"ULM run FAILED after {seconds:.0f}s; serving.duckdb was not changed. "
-             + _failure_paragraph(result))
+             + _failure_paragraph(result, health))
+        _say(_health_summary(health, warehouse))
         return 1
     _say("")
     _say(f"ULM run succeeded in {seconds:.0f}s (Dagster run {result.run_id}).")
     _say(_serving_summary(warehouse / "serving.duckdb"))
+    _say(_health_summary(health, warehouse))
     return 0
 
 
-def _failure_paragraph(result) -> str:
+def _health(warehouse: Path, run_id: str) -> dict | None:
+    """This run's data_quality_results, counted (None when the run stopped before any)."""
+    from expectations.results import run_summary
+
+    work = warehouse / "work.duckdb"
+    if not work.exists():
+        return None
+    with duckdb.connect(str(work), read_only=True) as con:
+        return run_summary(con, run_id)
+
+
+def _health_summary(health: dict | None, warehouse: Path, limit: int = 10) -> str:
+    if not health or not health["checks"]:
+        return "Data health: no checks ran."
+    lines = [f"Data health: {health['checks']} checks, {health['passed']} passed, "
+             f"{health['blocking_failed']} blocking failures, {health['warnings']} warnings "
+             "(all results: marts.data_quality_results)."]
+    for severity, stage, table, check, rows, observed, example in health["failures"][:limit]:
+        detail = f"{rows:,} rows" if rows else observed
+        lines.append(f"  {severity.upper():5} {stage:<14} {table} {check}: {detail}"
+                     + (f" (e.g. {example})" if example else ""))
+    more = len(health["failures"]) - limit
+    if more > 0:
+        lines.append(f"  ... and {more} more")
+    docs = warehouse / "data_docs" / "index.html"
+    if docs.exists():
+        lines.append(f"  Great Expectations Data Docs: {docs}")
+    return "\n".join(lines)
+
+
+def _failure_paragraph(result, health: dict | None = None) -> str:
     parts = []
+    blocking = [f for f in (health or {}).get("failures", []) if f[0] == "block"]
+    for _, stage, table, check, rows, observed, example in blocking[:5]:
+        what = f"{rows:,} rows" if rows else observed
+        parts.append(f"Blocking data-quality check {check} failed on {table} ({stage}): {what}"
+                     + (f", e.g. {example}." if example else "."))
     for event in result.get_step_failure_events():
         err = event.step_failure_data.error
         # the user's error is the innermost cause (e.g. LandingError), not Dagster's wrapper
         while err is not None and err.cause is not None and "dagster" in err.cls_name.lower():
             err = err.cause
         message = (err.message if err else "").strip()
+        if "DagsterAssetCheckFailedError" in message and blocking:
+            continue  # said above, with the table, the rows and an example
         if message.startswith("dagster._core.definitions.events.Failure: "):
             message = message.split(": ", 1)[1]
         parts.append(f"Step {event.step_key} failed: {message}")

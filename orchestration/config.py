@@ -229,6 +229,41 @@ class WinbackConfig(_Section):
         return self
 
 
+class QualityConfig(_Section):
+    future_tolerance_hours: int = Field(
+        24, ge=0, description="A timestamp later than the modification time of its file plus "
+                              "this many hours is quarantined (`future_timestamp`).")
+    max_rows_validated: int = Field(
+        1_000_000, ge=1_000, description="Great Expectations suites validate at most this many "
+                                         "rows of a table (a repeatable random sample above "
+                                         "it); dbt tests always see every row.")
+    volume_history_days: int = Field(28, ge=7, description="Days before the as-of date that a "
+                                                           "source's daily volume is compared "
+                                                           "with.")
+    volume_min_history_days: int = Field(
+        14, ge=1, description="A source is judged for volume and freshness only with rows on "
+                              "at least this many of those days.")
+    volume_min_daily_rows: int = Field(
+        20, ge=1, description="... and a median of at least this many rows a day.")
+    volume_min_ratio: float = Field(0.3, ge=0, description="Rows on the as-of day below this "
+                                                           "share of the median fail the "
+                                                           "volume check.")
+    volume_max_ratio: float = Field(5.0, gt=1, description="Rows on the as-of day above this "
+                                                           "multiple of the median fail it.")
+    freshness_max_lag_days: int = Field(1, ge=0, description="A source whose newest row is "
+                                                             "more days before the as-of date "
+                                                             "fails the freshness check.")
+    volume_severity: str = Field("block", pattern="^(block|warn)$",
+                                 description="`block` (stop the run) or `warn` for volume and "
+                                             "freshness failures.")
+    min_label_rate: float = Field(0.005, ge=0, le=1, description="The churn training set's "
+                                                               "label rate must be at least "
+                                                               "this ...")
+    max_label_rate: float = Field(0.8, ge=0, le=1, description="... and at most this.")
+    data_docs: bool = Field(True, description="Build Great Expectations Data Docs into "
+                                              "WAREHOUSE/data_docs/.")
+
+
 class EngineConfig(_Section):
     memory_limit: str = Field(
         "3GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
@@ -256,6 +291,7 @@ class UlmConfig(_Section):
     clv: ClvConfig = Field(default_factory=ClvConfig)
     campaigns: CampaignsConfig = Field(default_factory=CampaignsConfig)
     winback: WinbackConfig = Field(default_factory=WinbackConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
     @field_validator("timezone", "business_timezone")
@@ -341,6 +377,7 @@ def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path) -> dict[st
         "churn_snapshot_every_days": config.churn.snapshot_every_days,
         "churn_training_snapshots": config.churn.training_snapshots,
         "campaign_return_window_days": config.campaigns.return_window_days,
+        "quality_future_tolerance_hours": config.quality.future_tolerance_hours,
         "engine_memory_limit": config.engine.memory_limit,
     }
 

@@ -5,15 +5,10 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets import (
-    lifecycle_report,
-    raw_landing,
-    serving_database,
-    ulm_dbt_after_ml,
-    ulm_dbt_models,
-)
+from orchestration.assets import DBT_STAGES, lifecycle_report, raw_landing, serving_database
 from orchestration.churn_assets import churn_drift_check, churn_model, user_churn_scores
 from orchestration.project import DBT_EXECUTABLE, ulm_dbt_project
+from orchestration.quality_checks import all_checks
 from orchestration.resources import UlmSettings
 from orchestration.schedules import daily_job, daily_schedule
 from orchestration.value_assets import clv_holdout_check, user_clv, winback_targets
@@ -34,11 +29,13 @@ def build_resources(ulm: UlmSettings | None = None) -> dict:
 
 
 defs = dg.Definitions(
-    assets=[raw_landing, ulm_dbt_models, churn_model, user_churn_scores, user_clv,
-            clv_holdout_check, winback_targets, ulm_dbt_after_ml, serving_database,
-            lifecycle_report],
-    asset_checks=[churn_drift_check],
+    assets=[raw_landing, *DBT_STAGES, churn_model, user_churn_scores, user_clv,
+            clv_holdout_check, winback_targets, serving_database, lifecycle_report],
+    asset_checks=[churn_drift_check, *all_checks()],
     jobs=[daily_job],
     schedules=[daily_schedule],
     resources=build_resources(),
+    # one writer: DuckDB allows one process to write the working database, so steps run one
+    # after another in the run's process (also for materialisations launched from the UI)
+    executor=dg.in_process_executor,
 )

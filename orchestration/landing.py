@@ -8,7 +8,7 @@ For each source folder this module
   of reconciliation), and
 - creates one view per source (`raw.<source>`) that reads all its files with every contract
   column as text, matched case-insensitively, plus `_extra` (unknown columns as a JSON object),
-  `_file`, `_row` and `_parse_error` (a JSON line that is not JSON).
+  `_file`, `_row`, `_parse_error` (a JSON line that is not JSON) and `_file_modified_at`.
 
 dbt's staging models read those views: typing, normalising, deduplicating and quarantining
 happen there, set-based. A file that cannot be read stops the run with a message naming it.
@@ -16,6 +16,7 @@ happen there, set-based. A file that cannot be read stops the run with a message
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,23 @@ def count_rows(con: duckdb.DuckDBPyConnection, f: RawFile) -> int:
         ) from exc
 
 
+def file_columns(con: duckdb.DuckDBPyConnection, f: RawFile) -> list[list[str]]:
+    """[name, type] of every column of one file (JSON Lines: every key of any line, typed
+    VARCHAR; CSV: every header, VARCHAR: CSV has no types)."""
+    if f.size == 0:
+        return []
+    if f.fmt == "json":
+        keys = con.execute(
+            f"SELECT DISTINCT unnest(json_keys(j)) FROM (SELECT try(json(line)) AS j FROM "
+            f"{_json_lines([f.path])} WHERE trim(line) <> '') WHERE j IS NOT NULL AND "
+            "json_type(j) = 'OBJECT'").fetchall()
+        return sorted([k, "VARCHAR"] for (k,) in keys)
+    reader = _parquet_reader([f.path]) if f.fmt == "parquet" else _csv_reader([f.path])
+    internal = {"filename", "file_row_number"}
+    return [[name, str(kind)] for name, kind, *_ in
+            con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall() if name not in internal]
+
+
 def _reason(exc: Exception) -> str:
     """DuckDB's explanation up to its first blank line, without the offending line's text
     (it may hold personal data) and without its option dump."""
@@ -152,23 +170,28 @@ def build_inventory(con: duckdb.DuckDBPyConnection, files: list[RawFile]) -> lis
         "CREATE TABLE IF NOT EXISTS landing.file_inventory (source VARCHAR, path VARCHAR, "
         "format VARCHAR, size_bytes BIGINT, mtime_ns BIGINT, rows BIGINT)"
     )
+    # the columns of each file, for the schema-drift check (added after the first release)
+    con.execute("ALTER TABLE landing.file_inventory ADD COLUMN IF NOT EXISTS columns VARCHAR")
     known = {
-        (p, s, m): r
-        for p, s, m, r in con.execute(
-            "SELECT path, size_bytes, mtime_ns, rows FROM landing.file_inventory"
+        (p, s, m): (r, c)
+        for p, s, m, r, c in con.execute(
+            "SELECT path, size_bytes, mtime_ns, rows, columns FROM landing.file_inventory"
         ).fetchall()
     }
     rows = []
     for f in files:
-        n = known.get((f.path, f.size, f.mtime_ns))
+        n, columns = known.get((f.path, f.size, f.mtime_ns), (None, None))
         if n is None:
             n = count_rows(con, f)
+        if columns is None:
+            columns = json.dumps(file_columns(con, f))
         rows.append({"source": f.source, "path": f.path, "format": f.fmt, "size_bytes": f.size,
-                     "mtime_ns": f.mtime_ns, "rows": n})
+                     "mtime_ns": f.mtime_ns, "rows": n, "columns": columns})
     con.execute("DELETE FROM landing.file_inventory")
     if rows:
         con.executemany(
-            "INSERT INTO landing.file_inventory VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO landing.file_inventory (source, path, format, size_bytes, mtime_ns, "
+            "rows, columns) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [tuple(r.values()) for r in rows],
         )
     return rows
@@ -278,9 +301,14 @@ def source_view_sql(con: duckdb.DuckDBPyConnection, source: str, files: list[dic
     if not branches:
         empty = ", ".join(f"CAST(NULL AS VARCHAR) AS {_quote(c)}" for c in known)
         return (f"SELECT {empty}, CAST(NULL AS VARCHAR) AS _extra, CAST(NULL AS VARCHAR) AS "
-                "_file, CAST(NULL AS BIGINT) AS _row, CAST(NULL AS VARCHAR) AS _parse_error "
-                "WHERE false")
-    return "\nUNION ALL\n".join(branches)
+                "_file, CAST(NULL AS BIGINT) AS _row, CAST(NULL AS VARCHAR) AS _parse_error, "
+                "CAST(NULL AS TIMESTAMP) AS _file_modified_at WHERE false")
+    # each row carries when its file was last written (UTC), so staging can tell a timestamp
+    # that cannot be true yet from one that is merely late
+    body = "\nUNION ALL\n".join(branches)
+    return (f"SELECT u.*, i.modified_at AS _file_modified_at FROM ({body}) AS u LEFT JOIN "
+            "(SELECT path, make_timestamp(mtime_ns // 1000) AS modified_at "
+            "FROM landing.file_inventory) AS i ON u._file = i.path")
 
 
 def land(work_db: Path, raw_dir: Path, pii_key: str) -> dict[str, dict]:

@@ -12,12 +12,14 @@ from orchestration.config import load_config
 daily_job = dg.define_asset_job(
     "ulm_daily",
     selection=dg.AssetSelection.all(),
-    description="Land the raw files, build and test every dbt model, publish serving.duckdb.",
+    description="Land the raw files, build and test every dbt model, train and score, check "
+                "between every stage, publish serving.duckdb.",
+    executor_def=dg.in_process_executor,
 )
 
-RUN_DATE_OPS = ("ulm_dbt_models", "churn_model", "ml__user_churn_scores", "ml__user_clv",
-                "clv_holdout_check", "ml__winback_targets", "ulm_dbt_after_ml",
-                "serving_database")
+RUN_DATE_OPS = ("ulm_dbt_staging", "ulm_dbt_identity", "ulm_dbt_models", "churn_model",
+                "ml__user_churn_scores", "ml__user_clv", "clv_holdout_check",
+                "ml__winback_targets", "ulm_dbt_after_ml", "serving_database")
 
 
 def run_config_for(as_of: str) -> dict:

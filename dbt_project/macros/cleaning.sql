@@ -41,3 +41,10 @@
         when lower(trim({{ col }})) in ('false', 'f', 'no', 'n', '0') then false
     end
 {%- endmacro %}
+
+{#- A timestamp later than the file that holds it was last written (plus a tolerance for
+    clock skew) cannot be true: a defect, not an early arrival. Judged against the file, not
+    the as-of date, so a backfill of a past date does not call later data "future". -#}
+{% macro is_future(col) -%}
+    {{ col }} > _file_modified_at + interval '{{ var("quality_future_tolerance_hours") }} hours'
+{%- endmacro %}

@@ -1,4 +1,5 @@
 {#- Which identifiers were seen together, from every staged source up to the as-of date. -#}
+{{ config(tags=['identity']) }}
 with events as (
     select
         user_id,

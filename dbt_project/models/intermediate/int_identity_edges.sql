@@ -1,5 +1,6 @@
 {#- One row per pair of identifiers seen on the same row (neither of them shared). Each row's
     identifiers are linked to its strongest one (account id, then email, phone, device). -#}
+{{ config(tags=['identity']) }}
 with sightings as (
     select * from {{ ref('int_identifier_sightings') }}
 ),

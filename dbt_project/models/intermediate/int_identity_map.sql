@@ -4,6 +4,7 @@
     hash of the component's earliest-seen identifier, so it stays the same as data grows:
     new identifiers joining a person do not change it; only a merge of two persons does (the
     merged person keeps the older key). -#}
+{{ config(tags=['identity']) }}
 with components as (
     {{ connected_components(
         "select node_id from " ~ ref('int_identity_nodes'),

@@ -4,6 +4,7 @@
     `identity_max_accounts_per_identifier` distinct account ids (user_id) is shared (a family
     tablet, a store's till phone, a team mailbox). It links nobody: it stays a person of its
     own, and rows identified only by it are attributed to that shared person. -#}
+{{ config(tags=['identity']) }}
 with sightings as (
     select * from {{ ref('int_identifier_sightings') }}
 ),

@@ -1,6 +1,7 @@
 {#- One row per combination of identifiers seen on a row, with its person. A row's person is
     the one of its first identifier that is not shared (account id, email, phone, device);
     a row known only by shared identifiers belongs to the shared identifier's own person. -#}
+{{ config(tags=['identity']) }}
 with sightings as (
     select * from {{ ref('int_identifier_sightings') }}
 ),

@@ -25,6 +25,7 @@ typed as (
         _extra,
         -- lineage and raw text for rejections
         _file,
+        _file_modified_at,
         _row,
         _parse_error,
         sent_at as raw_sent_at,
@@ -41,6 +42,7 @@ checked as (
             when campaign_id is null then 'missing_campaign_id'
             when {{ clean_text('raw_sent_at') }} is null then 'missing_sent_at'
             when sent_at is null then 'invalid_sent_at'
+            when {{ is_future('sent_at') }} then 'future_timestamp'
             when touch_group is null then 'missing_group'
             when touch_group not in ('treatment', 'control') then 'invalid_group'
             when {{ clean_text('raw_cost') }} is not null and cost is null then 'invalid_cost'

@@ -29,6 +29,7 @@ typed as (
         _extra,
         -- lineage and raw text for rejections
         _file,
+        _file_modified_at,
         _row,
         _parse_error,
         updated_at as raw_updated_at,
@@ -46,6 +47,7 @@ checked as (
             when user_id is null then 'missing_user_id'
             when {{ clean_text('raw_updated_at') }} is null then 'missing_updated_at'
             when updated_at is null then 'invalid_updated_at'
+            when {{ is_future('updated_at') }} then 'future_timestamp'
             when {{ clean_text('raw_signup_at') }} is not null and signup_at is null then 'invalid_signup_at'
             when {{ clean_text('raw_birth_date') }} is not null and birth_date is null then 'invalid_birth_date'
             when

@@ -29,6 +29,7 @@ typed as (
         end as properties,
         -- lineage and the raw text needed to explain a rejection
         _file,
+        _file_modified_at,
         _row,
         _parse_error,
         occurred_at as raw_occurred_at,
@@ -46,6 +47,7 @@ checked as (
             when event_type is null then 'missing_event_type'
             when {{ clean_text('raw_occurred_at') }} is null then 'missing_occurred_at'
             when occurred_at is null then 'invalid_occurred_at'
+            when {{ is_future('occurred_at') }} then 'future_timestamp'
             when coalesce(user_id, anonymous_id, email_hash, phone_hash) is null then 'missing_identifier'
             when {{ clean_text('raw_amount') }} is not null and amount is null then 'invalid_amount'
             when {{ clean_text('raw_properties') }} is not null and properties is null then 'invalid_properties'

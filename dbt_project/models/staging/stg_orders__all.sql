@@ -25,6 +25,7 @@ typed as (
         _extra,
         -- lineage and raw text for rejections
         _file,
+        _file_modified_at,
         _row,
         _parse_error,
         ordered_at as raw_ordered_at,
@@ -41,6 +42,7 @@ checked as (
             when order_id is null then 'missing_order_id'
             when {{ clean_text('raw_ordered_at') }} is null then 'missing_ordered_at'
             when ordered_at is null then 'invalid_ordered_at'
+            when {{ is_future('ordered_at') }} then 'future_timestamp'
             when {{ clean_text('raw_updated_at') }} is not null and {{ parse_ts('raw_updated_at') }} is null
                 then 'invalid_updated_at'
             when {{ clean_text('raw_amount') }} is null then 'missing_amount'

@@ -16,6 +16,7 @@ typed as (
         lower({{ clean_text('request_type') }}) as request_type,
         -- lineage and raw text for rejections
         _file,
+        _file_modified_at,
         _row,
         _parse_error,
         requested_at as raw_requested_at
@@ -32,6 +33,7 @@ checked as (
             when request_type not in ('delete', 'withdraw_consent') then 'invalid_request_type'
             when {{ clean_text('raw_requested_at') }} is null then 'missing_requested_at'
             when requested_at is null then 'invalid_requested_at'
+            when {{ is_future('requested_at') }} then 'future_timestamp'
             when coalesce(user_id, email_hash, phone_hash) is null then 'missing_identifier'
         end as reject_reason
     from typed

@@ -1,0 +1,197 @@
+"""Validate one table against one suite with Great Expectations 1.x and return a result that
+Dagster can show and `data_quality_results` can store.
+
+GX runs in an ephemeral context (one per process, created on first use: importing GX takes
+seconds) over a pandas frame read from DuckDB. Tables larger than `max_rows` are validated on
+a repeatable random sample of that many rows, and the result says so; the exact row-level
+rules that matter most (keys, not null, accepted values) are also dbt tests, which always see
+every row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from expectations.suites import Expectation, Suite
+
+BLOCK, WARN = "block", "warn"
+DOCS_SITE = "ulm_data_docs"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's result."""
+    check_name: str
+    expectation: str
+    column: str | None
+    severity: str
+    passed: bool
+    observed_value: str
+    failed_rows: int
+    example: str
+
+
+@dataclass
+class SuiteResult:
+    suite: str
+    table: str
+    stage: str
+    rows_in_table: int
+    rows_checked: int
+    outcomes: list[Outcome] = field(default_factory=list)
+    docs_page: str | None = None
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.passed]
+
+    @property
+    def blocking_failures(self) -> list[Outcome]:
+        return [o for o in self.failed if o.severity == BLOCK]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    def message(self) -> str:
+        """Which expectation failed, on which table, how many rows, with an example."""
+        if self.passed:
+            return f"{self.table}: all {len(self.outcomes)} expectations passed"
+        parts = []
+        for o in self.failed:
+            what = f"{o.check_name} ({o.expectation}"
+            what += f" on column {o.column})" if o.column else ")"
+            rows = f"{o.failed_rows:,} rows" if o.failed_rows else f"observed {o.observed_value}"
+            example = f"; e.g. {o.example}" if o.example else ""
+            parts.append(f"{what}: {rows}{example}")
+        sampled = "" if self.rows_checked == self.rows_in_table else \
+            f" (sample of {self.rows_checked:,} of {self.rows_in_table:,} rows)"
+        return f"{self.table}{sampled}: " + "; ".join(parts)
+
+
+@cache
+def _context(docs_dir: str | None):
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    if docs_dir:
+        context.add_data_docs_site(DOCS_SITE, {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": docs_dir},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+    return context, context.data_sources.add_pandas("ulm")
+
+
+def _gx_expectation(e: Expectation):
+    import great_expectations.expectations as gxe
+
+    cls = getattr(gxe, e.gx_type)
+    return cls(**e.kwargs, meta={"check_name": e.name, "severity": e.severity})
+
+
+def read_table(con: duckdb.DuckDBPyConnection, suite: Suite, max_rows: int
+               ) -> tuple[pd.DataFrame, int]:
+    """The suite's frame (its SQL, or every column of its table), sampled above max_rows."""
+    sql = suite.sql or f"select * from {suite.table}"
+    total = con.execute(f"select count(*) from ({sql})").fetchall()[0][0]
+    if total > max_rows:
+        sql = f"select * from ({sql}) using sample reservoir({max_rows} rows) repeatable (42)"
+    return con.execute(sql).df(), total
+
+
+def _jsonable(value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    try:
+        return json.dumps(value, default=str)[:300]
+    except (TypeError, ValueError):
+        return str(value)[:300]
+
+
+def _outcome(e: Expectation, r) -> Outcome:
+    result = r.result or {}
+    failed = int(result.get("unexpected_count") or 0)
+    examples = result.get("partial_unexpected_list") or []
+    observed = result.get("observed_value")
+    if observed is None and "unexpected_percent" in result:
+        observed = f"{result['unexpected_percent']:.4g}% unexpected"
+    if r.exception_info and r.exception_info.get("raised_exception"):
+        observed = "error: " + str(r.exception_info.get("exception_message"))[:200]
+    return Outcome(check_name=e.name, expectation=e.gx_type, column=e.kwargs.get("column"),
+                   severity=e.severity, passed=bool(r.success),
+                   observed_value=_jsonable(observed) if observed is not None else "",
+                   failed_rows=failed,
+                   example=_jsonable(examples[0]) if examples else "")
+
+
+def validate(frame: pd.DataFrame, suite: Suite, rows_in_table: int | None = None,
+             docs_dir: Path | None = None) -> SuiteResult:
+    """Run every expectation of the suite on the frame (one GX checkpoint)."""
+    import great_expectations as gx
+
+    context, source = _context(str(docs_dir) if docs_dir else None)
+    name = suite.name
+    # a suite is re-created on each run (its bounds depend on the run); the factories raise
+    # different errors for a name they do not hold yet
+    for existing in (context.checkpoints, context.validation_definitions, context.suites):
+        with contextlib.suppress(Exception):
+            existing.delete(name)
+    try:
+        asset = source.get_asset(name)
+    except LookupError:
+        asset = source.add_dataframe_asset(name)
+    batch = next(iter(asset.batch_definitions), None) or \
+        asset.add_batch_definition_whole_dataframe("whole")
+    gx_suite = context.suites.add(gx.ExpectationSuite(
+        name=name, expectations=[_gx_expectation(e) for e in suite.expectations]))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=batch, suite=gx_suite))
+    actions = [gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=[DOCS_SITE])] \
+        if docs_dir else []
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=name, validation_definitions=[definition], actions=actions,
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 3}))
+    run = checkpoint.run(batch_parameters={"dataframe": frame})
+    by_name = {e.name: e for e in suite.expectations}
+    outcomes = []
+    for validation in run.run_results.values():
+        for r in validation.results:
+            e = by_name[r.expectation_config.meta["check_name"]]
+            outcomes.append(_outcome(e, r))
+    page = None
+    if docs_dir:
+        pages = sorted(Path(docs_dir).glob(f"validations/{name}/**/*.html"),
+                       key=lambda p: p.stat().st_mtime)
+        page = str(pages[-1]) if pages else str(Path(docs_dir) / "index.html")
+    return SuiteResult(suite=name, table=suite.table, stage=suite.stage,
+                       rows_in_table=len(frame) if rows_in_table is None else rows_in_table,
+                       rows_checked=len(frame), outcomes=outcomes, docs_page=page)
+
+
+def run_suite(con: duckdb.DuckDBPyConnection, suite: Suite, max_rows: int,
+              docs_dir: Path | None = None) -> SuiteResult:
+    frame, total = read_table(con, suite, max_rows)
+    return validate(frame, suite, total, docs_dir)

@@ -61,8 +61,12 @@ def record(con: duckdb.DuckDBPyConnection, run_id: str, as_of: str,
 
 
 def run_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
-    """Counts and failures of one run, for the end-of-run data-health summary."""
-    ensure_table(con)
+    """Counts and failures of one run, for the end-of-run data-health summary (read-only:
+    a run stopped before any check has no table yet)."""
+    exists = con.execute("select count(*) from duckdb_tables() where schema_name = 'marts' "
+                         "and table_name = 'data_quality_results'").fetchall()[0][0]
+    if not exists:
+        return {"checks": 0, "passed": 0, "blocking_failed": 0, "warnings": 0, "failures": []}
     counts = con.execute(
         f"select count(*), count(*) filter (where passed), "
         f"count(*) filter (where not passed and severity = 'block'), "

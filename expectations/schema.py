@@ -61,6 +61,23 @@ def _family(duckdb_type: str) -> str:
     return match.group(0) if match else kind
 
 
+TIMESTAMP_COLUMNS = {"occurred_at", "ordered_at", "updated_at", "sent_at", "requested_at"}
+
+
+def _likely_rename(missing: str, unknown: list[str]) -> str | None:
+    """An unknown column that probably is the missing one: a similar name, or for a
+    timestamp a time-like name (event_time, created_date, ts)."""
+    by_lower = {u.lower(): u for u in unknown}
+    close = difflib.get_close_matches(missing, list(by_lower), n=1, cutoff=0.5)
+    if close:
+        return by_lower[close[0]]
+    if missing in TIMESTAMP_COLUMNS:
+        timeish = [u for u in unknown if re.search(r"(time|date|_at$|^ts$|_ts$)", u.lower())]
+        if len(timeish) == 1:
+            return timeish[0]
+    return None
+
+
 def file_problems(source: str, path: str, fmt: str, columns: list[list[str]],
                   known: list[str]) -> list[SchemaProblem]:
     """What is wrong with one file's columns. `columns` are [name, DuckDB type]; `known` is
@@ -73,20 +90,18 @@ def file_problems(source: str, path: str, fmt: str, columns: list[list[str]],
     for col in REQUIRED[source]:
         if col in present:
             continue
-        guess = difflib.get_close_matches(col, [u.lower() for u in unknown], n=1, cutoff=0.5)
+        guess = _likely_rename(col, unknown)
+        expected = f"Expected `{col}` ({', '.join(REQUIRED[source])} are required for {source})."
         if guess:
-            original = next(u for u in unknown if u.lower() == guess[0])
             problems.append(SchemaProblem(
                 source, path, col, "renamed_column",
-                f"{path}: required column `{col}` is missing and the file has `{original}`, "
-                f"which the contract does not know: renamed? Expected `{col}` "
-                f"({', '.join(REQUIRED[source])} are required for {source})."))
+                f"{path}: required column `{col}` is missing and the file has `{guess}`, "
+                f"which the contract does not know: renamed? {expected}"))
         else:
             problems.append(SchemaProblem(
                 source, path, col, "missing_required_column",
                 f"{path}: required column `{col}` is missing (the file has "
-                f"{', '.join(n for n, _ in columns)}). Expected `{col}` "
-                f"({', '.join(REQUIRED[source])} are required for {source})."))
+                f"{', '.join(n for n, _ in columns)}). {expected}"))
     if source in ONE_OF and not any(c in present for c in ONE_OF[source]):
         problems.append(SchemaProblem(
             source, path, "|".join(ONE_OF[source]), "missing_identifier",

@@ -184,8 +184,8 @@ def _health_summary(health: dict | None, warehouse: Path, limit: int = 10) -> st
 def _failure_paragraph(result, health: dict | None = None) -> str:
     parts = []
     blocking = [f for f in (health or {}).get("failures", []) if f[0] == "block"]
-    for _, stage, table, check, rows, observed, example in blocking[:5]:
-        what = f"{rows:,} rows" if rows else observed
+    for _, stage, table, check, rows, observed, example in blocking[:8]:
+        what = (f"{rows:,} rows" if rows else observed).rstrip(".")
         parts.append(f"Blocking data-quality check {check} failed on {table} ({stage}): {what}"
                      + (f", e.g. {example}." if example else "."))
     for event in result.get_step_failure_events():

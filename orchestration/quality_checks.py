@@ -175,7 +175,7 @@ def _schema_check(source: str):
                                                       json.loads(cols or "[]"),
                                                       SOURCE_COLUMNS[source])]
             rows = [ResultRow("ingest", f"raw.{source}", f"{p.kind}:{p.column}", False,
-                              "block", p.message, "schema_drift", p.column, 0, p.path,
+                              "block", p.message, "schema_drift", p.column, 0, "",
                               len(files)) for p in problems]
             rows = rows or [ResultRow("ingest", f"raw.{source}", "schema_drift", True, "block",
                                       f"{len(files)} files match the contract",

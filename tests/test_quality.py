@@ -1,0 +1,189 @@
+"""The data-quality pieces alone: GX suites run by the runner on hand-made frames, schema
+drift rules, volume and freshness, and the results table."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import pytest
+
+from expectations import results, runner, schema, suites, volume
+from expectations.suites import Suite
+
+
+def test_runner_reports_which_expectation_failed_how_many_rows_and_an_example():
+    frame = pd.DataFrame({"order_id": ["o1", "o2", "o2", None],
+                          "amount": [10.0, -5.0, 3.0, 1.0],
+                          "status": ["completed", "completed", "lost", "refunded"]})
+    suite = Suite("orders_demo", "staging.stg_orders", "staging", [
+        suites.not_null("order_id"), suites.unique("order_id"),
+        suites.between("amount", low=0), suites.in_set("status", suites.ORDER_STATUSES),
+        suites.Expectation("status_is_completed", "ExpectColumnValuesToBeInSet",
+                           {"column": "status", "value_set": ["completed"]}, suites.WARN),
+    ])
+    result = runner.validate(frame, suite)
+    by_name = {o.check_name: o for o in result.outcomes}
+    assert not by_name["order_id_not_null"].passed
+    assert by_name["order_id_not_null"].failed_rows == 1
+    assert not by_name["order_id_unique"].passed and by_name["order_id_unique"].failed_rows == 2
+    assert not by_name["amount_in_range"].passed and by_name["amount_in_range"].example == "-5.0"
+    assert by_name["status_in_set"].example == '"lost"'
+    assert by_name["status_is_completed"].severity == "warn"
+    assert {o.check_name for o in result.blocking_failures} == {
+        "order_id_not_null", "order_id_unique", "amount_in_range", "status_in_set"}
+    message = result.message()
+    assert "staging.stg_orders" in message and "amount_in_range" in message
+    assert "1 rows; e.g. -5.0" in message
+
+
+def test_runner_passes_clean_data_and_samples_large_tables(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create schema marts")
+    con.execute("create table marts.t as select range as id, range % 7 as v from range(5000)")
+    suite = Suite("t_demo", "marts.t", "marts", [suites.unique("id"), suites.between("v", 0, 6)])
+    result = runner.run_suite(con, suite, max_rows=1000)
+    assert result.passed and result.rows_in_table == 5000 and result.rows_checked == 1000
+    # repeatable: the same sample each time
+    again = runner.read_table(con, suite, 1000)[0]
+    assert again["id"].tolist() == runner.read_table(con, suite, 1000)[0]["id"].tolist()
+
+
+def test_empty_tables_pass_and_say_so():
+    suite = Suite("empty_demo", "marts.e", "marts", [
+        suites.not_null("x"), suites.unique("x"),
+        suites.Expectation("mean_in_range", "ExpectColumnMeanToBeBetween",
+                           {"column": "x", "min_value": 0, "max_value": 1})])
+    result = runner.validate(pd.DataFrame({"x": pd.Series([], dtype="float64")}), suite)
+    assert result.passed and result.rows_checked == 0
+    assert {o.observed_value for o in result.outcomes} == {"no rows"}
+
+
+def test_timestamp_rules_catch_the_future_and_wrong_types():
+    params = suites.SuiteParams(latest_timestamp=dt.datetime(2026, 11, 22))
+    suite = Suite("ts_demo", "staging.x", "staging", suites.timestamp("occurred_at", params))
+    good = pd.DataFrame({"occurred_at": pd.to_datetime(["2026-11-20 10:00", "2026-11-21 00:00"])})
+    assert runner.validate(good, suite).passed
+    future = pd.DataFrame({"occurred_at": pd.to_datetime(["2026-11-20 00:00", "2099-01-01 00:00"])})
+    failed = {o.check_name for o in runner.validate(future, suite).failed}
+    assert failed == {"occurred_at_not_in_future"}
+    text = pd.DataFrame({"occurred_at": ["2026-11-20"]})
+    assert "occurred_at_is_timestamp" in {o.check_name for o in runner.validate(text, suite).failed}
+
+
+KNOWN = ["event_id", "event_type", "occurred_at", "channel", "user_id", "anonymous_id",
+         "email", "phone", "amount", "currency", "order_id", "properties"]
+
+
+def test_schema_drift_names_file_column_and_expectation():
+    ok = schema.file_problems("events", "e.csv", "csv",
+                              [["EVENT_ID", "VARCHAR"], ["event_type", "VARCHAR"],
+                               ["occurred_at", "VARCHAR"], ["user_id", "VARCHAR"]], KNOWN)
+    assert ok == []
+    renamed = schema.file_problems("events", "r.csv", "csv",
+                                   [["event_id", "VARCHAR"], ["event_type", "VARCHAR"],
+                                    ["occurred_time", "VARCHAR"], ["user_id", "VARCHAR"]], KNOWN)
+    assert [p.kind for p in renamed] == ["renamed_column"]
+    assert "r.csv" in renamed[0].message and "`occurred_time`" in renamed[0].message
+    timeish = schema.file_problems("events", "t.csv", "csv",
+                                   [["event_id", "VARCHAR"], ["event_type", "VARCHAR"],
+                                    ["event_time", "VARCHAR"], ["user_id", "VARCHAR"]], KNOWN)
+    assert [(p.kind, p.column) for p in timeish] == [("renamed_column", "occurred_at")]
+    assert "`event_time`" in timeish[0].message
+    missing = schema.file_problems("events", "m.csv", "csv",
+                                   [["event_id", "VARCHAR"], ["event_type", "VARCHAR"]], KNOWN)
+    assert {p.kind for p in missing} == {"missing_required_column", "missing_identifier"}
+    typed = schema.file_problems("events", "t.parquet", "parquet",
+                                 [["event_id", "BIGINT"], ["event_type", "VARCHAR"],
+                                  ["occurred_at", "TIMESTAMP_NS"], ["user_id", "VARCHAR"],
+                                  ["amount", "DECIMAL(18,2)"], ["properties", "STRUCT(a INT)"]],
+                                 KNOWN)
+    assert typed == []
+    wrong = schema.file_problems("events", "w.parquet", "parquet",
+                                 [["event_id", "VARCHAR"], ["event_type", "VARCHAR"],
+                                  ["occurred_at", "BOOLEAN"], ["user_id", "VARCHAR"]], KNOWN)
+    assert [(p.kind, p.column) for p in wrong] == [("wrong_type", "occurred_at")]
+    assert schema.file_problems("events", "empty.csv", "csv", [], KNOWN) == []
+
+
+def _counts(today: int, usual: int, days: int = 28, newest_lag: int = 0) -> dict:
+    as_of = dt.date(2026, 11, 21)
+    by_day = {as_of - dt.timedelta(days=k): usual for k in range(1, days + 1)}
+    by_day[as_of] = today
+    if today == 0:
+        del by_day[as_of]
+    return {"by_day": by_day, "newest": as_of - dt.timedelta(days=newest_lag)}
+
+
+def test_volume_catches_a_tenth_of_the_usual_and_a_source_that_did_not_arrive():
+    rules = volume.VolumeRules()
+    usual = {r.check_name: r.passed for r in volume.judge("events", "2026-11-21",
+                                                            _counts(1000, 1000), rules)}
+    assert usual == {"events_volume": True, "events_freshness": True}
+    tenth = {r.check_name: r for r in volume.judge("events", "2026-11-21", _counts(100, 1000),
+                                                   rules)}
+    assert not tenth["events_volume"].passed and "0.10 x the median 1000" in \
+        tenth["events_volume"].observed_value
+    missing = {r.check_name: r.passed for r in volume.judge(
+        "events", "2026-11-21", _counts(0, 1000, newest_lag=3), rules)}
+    assert missing == {"events_volume": False, "events_freshness": False}
+    flood = volume.judge("events", "2026-11-21", _counts(6000, 1000), rules)
+    assert not flood[0].passed
+
+
+def test_sparse_sources_are_not_judged():
+    rows = volume.judge("privacy_requests", "2026-11-21",
+                        {"by_day": {dt.date(2026, 11, 2): 3}, "newest": dt.date(2026, 11, 2)},
+                        volume.VolumeRules())
+    assert all(r.passed for r in rows) and "not judged" in rows[0].observed_value
+
+
+def test_results_are_appended_per_run_and_summarised(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    row = results.ResultRow("staging", "staging.stg_orders", "amount_in_range", False, "block",
+                            "2 unexpected", "ExpectColumnValuesToBeBetween", "amount", 2, "-5")
+    ok = results.ResultRow("staging", "staging.stg_orders", "order_id_unique", True, "block")
+    assert results.record(con, "run-1", "2026-11-21", [row, ok]) == 2
+    results.record(con, "run-1", "2026-11-21", [row])  # a retried check replaces its row
+    results.record(con, "run-2", "2026-11-22", [ok])
+    assert con.execute(f"select count(*) from {results.TABLE}").fetchall() == [(3,)]
+    summary = results.run_summary(con, "run-1")
+    con.close()
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as ro:
+        assert results.run_summary(ro, "run-1") == summary  # the CLI reads it read-only
+    with duckdb.connect(str(tmp_path / "new.duckdb")) as fresh:
+        assert results.run_summary(fresh, "run-1")["checks"] == 0
+    assert summary["checks"] == 2 and summary["blocking_failed"] == 1
+    assert summary["failures"][0][3] == "amount_in_range"
+
+
+def test_dbt_test_results_become_rows():
+    run_results = {"results": [
+        {"unique_id": "test.ulm.unique_stg_orders_order_id.abc", "status": "fail",
+         "failures": 3},
+        {"unique_id": "test.ulm.not_null_x.def", "status": "pass", "failures": 0},
+        {"unique_id": "model.ulm.stg_orders", "status": "success"},
+    ]}
+    manifest = {"nodes": {
+        "test.ulm.unique_stg_orders_order_id.abc": {
+            "name": "unique_stg_orders_order_id", "config": {"severity": "ERROR"},
+            "depends_on": {"nodes": ["model.ulm.stg_orders"]}},
+        "test.ulm.not_null_x.def": {"name": "not_null_x", "config": {"severity": "warn"},
+                                    "depends_on": {"nodes": ["model.ulm.x"]}},
+    }}
+    rows = results.dbt_test_rows(run_results, manifest, "staging")
+    assert [(r.table_name, r.check_name, r.passed, r.severity, r.failed_rows) for r in rows] == [
+        ("stg_orders", "unique_stg_orders_order_id", False, "block", 3),
+        ("x", "not_null_x", True, "warn", 0)]
+
+
+@pytest.mark.parametrize("factory", [suites.staging_suites, suites.identity_suites,
+                                     suites.mart_suites, suites.value_suites])
+def test_every_suite_names_real_expectations(factory):
+    import great_expectations.expectations as gxe
+
+    for suite in factory(suites.SuiteParams()):
+        for e in suite.expectations:
+            assert hasattr(gxe, e.gx_type), (suite.name, e.gx_type)
+            assert e.severity in (suites.BLOCK, suites.WARN)

@@ -136,7 +136,7 @@ def _outcome(e: Expectation, r) -> Outcome:
     failed = int(result.get("unexpected_count") or 0)
     examples = result.get("partial_unexpected_list") or []
     observed = result.get("observed_value")
-    if observed is None and "unexpected_percent" in result:
+    if observed is None and result.get("unexpected_percent") is not None:
         observed = f"{result['unexpected_percent']:.4g}% unexpected"
     if r.exception_info and r.exception_info.get("raised_exception"):
         observed = "error: " + str(r.exception_info.get("exception_message"))[:200]

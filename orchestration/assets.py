@@ -119,20 +119,18 @@ def _dbt_stage(name: str, select: str, exclude: str | None, doc: str):
 ulm_dbt_staging = _dbt_stage(
     "ulm_dbt_staging", "path:models/staging", None,
     "Staging: type, normalise, deduplicate and quarantine every raw source (and test it).")
-ulm_dbt_identity = _dbt_stage(
-    "ulm_dbt_identity", "tag:identity", None,
-    "Identity: link every identifier into one person (user_key).")
-# intermediate and mart models refer to each other (lifecycle marts feed churn features and
-# win-back candidates), so they are one stage: one dbt build, checked as a whole
+# identity, intermediate and marts are one stage: one dbt build (each build costs seconds of
+# dbt start-up), checked as a whole before anything is trained or published; intermediate
+# and mart models also refer to each other (lifecycle marts feed churn features)
 ulm_dbt_models = _dbt_stage(
-    "ulm_dbt_models", "path:models/intermediate path:models/marts",
-    f"tag:identity {AFTER_ML}",
-    "Intermediate and marts: events, orders, person-day activity, lifecycle, retention, "
-    "KPIs, RFM, reasons, churn features, campaign effect, reconciliation.")
+    "ulm_dbt_models", "path:models/intermediate path:models/marts", AFTER_ML,
+    "Identity, intermediate and marts: the identity graph, events, orders, person-day "
+    "activity, lifecycle, retention, KPIs, RFM, reasons, churn features, campaign effect, "
+    "reconciliation.")
 ulm_dbt_after_ml = _dbt_stage(
     "ulm_dbt_after_ml", AFTER_ML, None,
     "The dbt models that join the churn scores and CLV (dim_users).")
-DBT_STAGES = [ulm_dbt_staging, ulm_dbt_identity, ulm_dbt_models, ulm_dbt_after_ml]
+DBT_STAGES = [ulm_dbt_staging, ulm_dbt_models, ulm_dbt_after_ml]
 
 
 def _mart_keys() -> list[dg.AssetKey]:

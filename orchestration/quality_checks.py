@@ -32,8 +32,14 @@ SCORES_KEY = dg.AssetKey(["ml", "user_churn_scores"])
 
 
 def run_as_of(context, cfg: UlmConfig) -> str:
-    """The run's business date: `ulm run` and the schedule tag every run with it."""
-    return resolve_as_of(context.run.tags.get("as_of", ""), cfg.business_timezone)
+    """The run's business date: the `as_of` tag (`ulm run` and the schedule set it), else
+    the `as_of` of the ops' run config (a launch from the UI), else yesterday."""
+    as_of = context.run.tags.get("as_of", "")
+    if not as_of:
+        ops = (context.run.run_config or {}).get("ops", {})
+        as_of = next((op.get("config", {}).get("as_of", "") for op in ops.values()
+                      if isinstance(op, dict) and op.get("config", {}).get("as_of")), "")
+    return resolve_as_of(as_of, cfg.business_timezone)
 
 
 def suite_params(con: duckdb.DuckDBPyConnection, cfg: UlmConfig) -> suites.SuiteParams:

@@ -17,7 +17,7 @@ daily_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
 )
 
-RUN_DATE_OPS = ("ulm_dbt_staging", "ulm_dbt_identity", "ulm_dbt_models", "churn_model",
+RUN_DATE_OPS = ("ulm_dbt_staging", "ulm_dbt_models", "churn_model",
                 "ml__user_churn_scores", "ml__user_clv", "clv_holdout_check",
                 "ml__winback_targets", "ulm_dbt_after_ml", "serving_database")
 

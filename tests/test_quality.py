@@ -60,6 +60,15 @@ def test_empty_tables_pass_and_say_so():
     assert {o.observed_value for o in result.outcomes} == {"no rows"}
 
 
+def test_a_column_of_nulls_passes_range_rules_without_a_percentage():
+    # GX reports no unexpected_percent when every value is null (CLV not fitted yet)
+    suite = Suite("nulls_demo", "marts.n", "marts", [suites.between("clv", low=0),
+                                                     suites.between("p_alive", 0, 1)])
+    frame = pd.DataFrame({"clv": [None, None], "p_alive": [None, None]}, dtype="float64")
+    result = runner.validate(frame, suite)
+    assert result.passed
+
+
 def test_timestamp_rules_catch_the_future_and_wrong_types():
     params = suites.SuiteParams(latest_timestamp=dt.datetime(2026, 11, 22))
     suite = Suite("ts_demo", "staging.x", "staging", suites.timestamp("occurred_at", params))

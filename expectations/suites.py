@@ -52,6 +52,7 @@ class SuiteParams:
     latest_timestamp: datetime | None = None  # newest acceptable event time
     min_label_rate: float = 0.005
     max_label_rate: float = 0.8
+    min_labelled_rows: int = 1000
     winback_budget: float = 0.0
     known_event_types: list[str] = field(default_factory=list)
 
@@ -250,13 +251,17 @@ def mart_suites(p: SuiteParams) -> list[Suite]:
 
 
 def churn_suites(p: SuiteParams, features: list[str]) -> list[Suite]:
+    """The training set is judged once it has `min_labelled_rows` labelled rows: a young
+    business has too few for a rate to mean anything (and too few to train on)."""
     training = Suite("churn_training_set", "intermediate.int_churn_features", "churn", [
         _e("label_rate_within_bounds", "ExpectColumnMeanToBeBetween", BLOCK,
            column="label_rate", min_value=p.min_label_rate, max_value=p.max_label_rate),
         *[_e(f"{f}_not_entirely_null", "ExpectColumnValuesToNotBeNull", WARN, column=f,
              mostly=1e-9) for f in features],
     ], sql="select *, cast(label as double) as label_rate "
-           "from intermediate.int_churn_features where label is not null")
+           "from intermediate.int_churn_features where label is not null and "
+           "(select count(label) from intermediate.int_churn_features) >= "
+           f"{p.min_labelled_rows}")
     scores = Suite("user_churn_scores", "marts.user_churn_scores", "churn", [
         unique("user_key"), not_null("churn_probability"), between("churn_probability", 0, 1),
         in_set("churn_risk_tier", RISK_TIERS), not_null("model_version"),

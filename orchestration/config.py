@@ -260,6 +260,9 @@ class QualityConfig(_Section):
                                                                "label rate must be at least "
                                                                "this ...")
     max_label_rate: float = Field(0.8, ge=0, le=1, description="... and at most this.")
+    min_labelled_rows: int = Field(1000, ge=1, description="The label rate is judged once the "
+                                                         "training set has this many labelled "
+                                                         "rows.")
     data_docs: bool = Field(True, description="Build Great Expectations Data Docs into "
                                               "WAREHOUSE/data_docs/.")
 

@@ -50,6 +50,7 @@ def suite_params(con: duckdb.DuckDBPyConnection, cfg: UlmConfig) -> suites.Suite
     return suites.SuiteParams(latest_timestamp=latest,
                               min_label_rate=cfg.quality.min_label_rate,
                               max_label_rate=cfg.quality.max_label_rate,
+                              min_labelled_rows=cfg.quality.min_labelled_rows,
                               winback_budget=cfg.winback.budget,
                               known_event_types=list(KNOWN_EVENT_TYPES))
 

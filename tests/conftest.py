@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from corpus import defect_corpus, land_defects
 
 from orchestration.generator import GeneratorSettings, generate
 from orchestration.project import prepare_manifest
@@ -41,12 +42,15 @@ class World:
 
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory) -> World:
-    """1,500 generated users over 150 days, run once through `ulm run`."""
+    """1,500 generated users over 150 days, plus the defect corpus's files that must be
+    quarantined or accepted (under RAW/<source>/defects/), run once through `ulm run`."""
     from orchestration.cli import main
 
     root = tmp_path_factory.mktemp("world")
     settings = GeneratorSettings(users=1_500, days=150, seed=7, chunk_users=600)
     generate(root, settings)
+    land_defects(root / "raw", [d for d in defect_corpus()
+                                if d["outcome"] in ("quarantine", "accept")])
     warehouse = root / "warehouse"
     mp = pytest.MonkeyPatch()
     mp.setenv("ULM_PII_KEY", TEST_PII_KEY)

@@ -9,29 +9,19 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import yaml
+from corpus import DEFECTS as CORPUS
+from corpus import defect_corpus, land_defects
 
 from orchestration.cli import main
 
 pytestmark = pytest.mark.e2e
 
-CORPUS = Path(__file__).parent / "defects"
-DEFECTS = yaml.safe_load((CORPUS / "defects.yml").read_text(encoding="utf-8"))
+DEFECTS = defect_corpus()
 
 
 def q(db: Path, sql: str, params=None):
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
-
-
-def land_defects(raw: Path, defects: list[dict]) -> None:
-    for d in defects:
-        folder = raw / d["source"] / "defects"
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(CORPUS / d["file"], folder / d["file"])
-        for k in range(1, d.get("copies", 1)):
-            stem, dot, ext = d["file"].partition(".")
-            shutil.copy(CORPUS / d["file"], folder / f"{stem} ({k}){dot}{ext}")
 
 
 def copy_world(world, tmp_path: Path) -> tuple[Path, Path]:
@@ -47,13 +37,11 @@ def test_every_corpus_file_has_an_outcome():
     assert {d["outcome"] for d in DEFECTS} == {"quarantine", "accept", "block"}
 
 
-def test_quarantined_and_accepted_defects(small_world, tmp_path):
-    raw, warehouse = copy_world(small_world, tmp_path)
+def test_quarantined_and_accepted_defects(small_world):
+    """The small world carries these defect files (conftest lands them before its run)."""
     kept = [d for d in DEFECTS if d["outcome"] in ("quarantine", "accept")]
-    land_defects(raw, kept)
-    code = main(["run", "--raw-dir", str(raw), "--warehouse", str(warehouse),
-                 "--as-of", small_world.as_of])
-    assert code == 0
+    assert small_world.exit_code == 0
+    warehouse = small_world.warehouse
     work, serving = warehouse / "work.duckdb", warehouse / "serving.duckdb"
     # quarantined with the stated reasons, nothing else from those files
     for d in (d for d in kept if d["outcome"] == "quarantine"):

@@ -112,14 +112,29 @@ def _gx_expectation(e: Expectation):
     return cls(**e.kwargs, meta={"check_name": e.name, "severity": e.severity})
 
 
+def _columns(suite: Suite) -> list[str]:
+    """Every column an expectation names (only those are read: less to convert to pandas)."""
+    names: list[str] = []
+    for e in suite.expectations:
+        for key in ("column", "column_A", "column_B"):
+            if key in e.kwargs:
+                names.append(e.kwargs[key])
+        names.extend(e.kwargs.get("column_list", []))
+    return list(dict.fromkeys(names))
+
+
 def read_table(con: duckdb.DuckDBPyConnection, suite: Suite, max_rows: int
                ) -> tuple[pd.DataFrame, int]:
-    """The suite's frame (its SQL, or every column of its table), sampled above max_rows."""
+    """The suite's frame (its SQL, or its table), sampled above max_rows. A column that an
+    expectation names but the table lacks is left out, so `ExpectColumnToExist` says so."""
     sql = suite.sql or f"select * from {suite.table}"
+    present = {name for name, *_ in con.execute(f"describe ({sql})").fetchall()}
+    wanted = [c for c in _columns(suite) if c in present] or sorted(present)
+    projected = "select " + ", ".join(f'"{c}"' for c in wanted) + f" from ({sql})"
     total = con.execute(f"select count(*) from ({sql})").fetchall()[0][0]
     if total > max_rows:
-        sql = f"select * from ({sql}) using sample reservoir({max_rows} rows) repeatable (42)"
-    return con.execute(sql).df(), total
+        projected += f" using sample reservoir({max_rows} rows) repeatable (42)"
+    return con.execute(projected).df(), total
 
 
 def _jsonable(value: Any) -> str:

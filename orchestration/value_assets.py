@@ -87,7 +87,7 @@ def user_clv(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDat
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     c = cfg.clv
-    clv.use_compile_dir(ulm.warehouse / "cache" / "pytensor")
+    clv.use_compile_dir()
     people = _read(ulm, "select user_key from intermediate.int_user_profile")
     summary = clv.purchase_summary(_purchase_days(ulm), as_of, "day")
     started = time.perf_counter()
@@ -146,7 +146,7 @@ def clv_holdout_check(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     c = cfg.clv
-    clv.use_compile_dir(ulm.warehouse / "cache" / "pytensor")
+    clv.use_compile_dir()
     try:
         result = clv.holdout_check(_purchase_days(ulm), as_of, c.holdout_days, "day",
                                    c.min_repeat_customers)

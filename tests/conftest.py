@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +18,8 @@ def pytest_configure(config) -> None:
     # test modules may import the Dagster definitions, which need the dbt manifest: prepare it
     # before collection, as `ulm` does before it imports them
     prepare_manifest()
-    # pytensor (CLV models) compiles C once; keep its cache between test runs
-    cache = Path(__file__).resolve().parent.parent / ".cache" / "pytensor"
-    os.environ.setdefault("PYTENSOR_FLAGS", f"base_compiledir={cache}")
+    # pytensor compiles the CLV models' C code into ULM_CACHE_DIR (default ~/.cache/ulm),
+    # which scripts/bootstrap.sh warms before the tests
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the locked environment into .venv (needs only Python 3.11 and pip).
-# uv comes from PyPI into a private folder, so nothing outside the project is touched.
+# uv comes from PyPI into a private folder; outside the project only the CLV models'
+# compiled-code cache is written (ULM_CACHE_DIR, default ~/.cache/ulm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV_VERSION="0.13.9"

@@ -22,9 +22,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from expectations.suites import Expectation, Suite
+from expectations.suites import BLOCK, Expectation, Suite
 
-BLOCK, WARN = "block", "warn"
 DOCS_SITE = "ulm_data_docs"
 
 

@@ -13,6 +13,7 @@ compare with, and says so instead of failing.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
@@ -52,8 +53,6 @@ def daily_counts(con: duckdb.DuckDBPyConnection, source: str, as_of: str, timezo
 
 def judge(source: str, as_of, counts: dict, rules: VolumeRules) -> list[ResultRow]:
     """The volume and freshness results of one source (pure: counts in, rows out)."""
-    import datetime as dt
-
     as_of = dt.date.fromisoformat(str(as_of))
     by_day = counts["by_day"]
     history = [by_day.get(as_of - dt.timedelta(days=k), 0)

@@ -90,13 +90,12 @@ def _record_dbt_tests(context, ulm: UlmSettings, as_of: str, invocation) -> None
     """dbt tests sit beside the GX checks in data_quality_results."""
     try:
         run_results = invocation.get_artifact("run_results.json")
-        manifest = invocation.get_artifact("manifest.json")
     except FileNotFoundError:
         return  # dbt stopped before writing them; its failure is reported as the run's error
     stage = context.op.name.replace("ulm_dbt_", "")
     with duckdb.connect(str(ulm.work_db)) as con:
         results.record(con, context.run.run_id, as_of,
-                       results.dbt_test_rows(run_results, manifest, stage))
+                       results.dbt_test_rows(run_results, invocation.manifest, stage))
 
 
 AFTER_ML = "tag:after_ml"

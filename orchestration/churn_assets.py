@@ -15,8 +15,14 @@ from ml import churn, registry, reports
 from orchestration.assets import RunDate, _model_key
 from orchestration.dbt_args import resolve_as_of
 from orchestration.resources import UlmSettings
+from orchestration.tables import replace_table
 
 SCORES_KEY = dg.AssetKey(["ml", "user_churn_scores"])
+SCORES_COLUMNS = {"user_key": "varchar", "as_of_date": "date", "churn_probability": "double",
+                  "churn_risk_tier": "varchar", "model_version": "varchar",
+                  "top_reasons": "varchar"}
+DRIFT_COLUMNS = {"as_of_date": "date", "feature": "varchar", "psi": "double",
+                 "is_drifted": "boolean"}
 METRICS_COLUMNS = "model_version VARCHAR, trained_at TIMESTAMP, as_of_date DATE, model " \
                   "VARCHAR, split VARCHAR, metric VARCHAR, value DOUBLE, promoted BOOLEAN"
 
@@ -193,25 +199,11 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
         drift_rows = pd.DataFrame({"feature": list(psi), "psi": list(psi.values())})
     elif not version:
         context.log.warning("no churn model in the registry yet: user_churn_scores is empty")
+    drift = drift_rows.assign(as_of_date=pd.Timestamp(as_of).date(),
+                              is_drifted=drift_rows["psi"].astype(float) > cfg.churn.psi_warning)
     with duckdb.connect(str(ulm.work_db)) as con:
-        con.register("_scores", scores)
-        con.execute(
-            "create or replace table marts.user_churn_scores as select "
-            "cast(user_key as varchar) as user_key, cast(as_of_date as date) as as_of_date, "
-            "cast(churn_probability as double) as churn_probability, "
-            "cast(churn_risk_tier as varchar) as churn_risk_tier, "
-            "cast(model_version as varchar) as model_version, "
-            "cast(top_reasons as varchar) as top_reasons from _scores"
-            if not scores.empty else
-            "create or replace table marts.user_churn_scores (user_key varchar, as_of_date "
-            "date, churn_probability double, churn_risk_tier varchar, model_version varchar, "
-            "top_reasons varchar)")
-        con.register("_drift", drift_rows.assign(
-            as_of_date=pd.Timestamp(as_of).date(),
-            is_drifted=drift_rows["psi"].astype(float) > cfg.churn.psi_warning))
-        con.execute("create or replace table marts.churn_feature_drift as select "
-                    "cast(as_of_date as date) as as_of_date, cast(feature as varchar) as "
-                    "feature, cast(psi as double) as psi, is_drifted from _drift")
+        replace_table(con, "marts.user_churn_scores", scores, SCORES_COLUMNS)
+        replace_table(con, "marts.churn_feature_drift", drift, DRIFT_COLUMNS)
     seconds = (datetime.now(UTC) - started).total_seconds()
     context.log.info(f"scored {len(scores):,} people in {seconds:.1f}s with model {version}")
     tiers = scores["churn_risk_tier"].value_counts().to_dict() if not scores.empty else {}

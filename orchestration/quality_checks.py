@@ -22,13 +22,12 @@ import duckdb
 from expectations import results, runner, schema, suites, volume
 from expectations.results import ResultRow
 from orchestration.assets import _model_key
+from orchestration.churn_assets import SCORES_KEY
 from orchestration.config import KNOWN_EVENT_TYPES, UlmConfig
 from orchestration.dbt_args import resolve_as_of
 from orchestration.landing import SOURCE_COLUMNS, SOURCES
 from orchestration.resources import UlmSettings
 from orchestration.value_assets import CLV_KEY, WINBACK_KEY
-
-SCORES_KEY = dg.AssetKey(["ml", "user_churn_scores"])
 
 
 def run_as_of(context, cfg: UlmConfig) -> str:

@@ -15,6 +15,7 @@ from orchestration.assets import RunDate, _model_key
 from orchestration.churn_assets import SCORES_KEY
 from orchestration.dbt_args import resolve_as_of
 from orchestration.resources import UlmSettings
+from orchestration.tables import replace_table
 
 CLV_KEY = dg.AssetKey(["ml", "user_clv"])
 WINBACK_KEY = dg.AssetKey(["ml", "winback_targets"])
@@ -47,19 +48,6 @@ RATES_COLUMNS = {
     "as_of_date": "date", "channel": "varchar", "reason": "varchar", "contacted": "integer",
     "returned": "integer", "p_return": "double", "channel_rate": "double",
 }
-
-
-def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
-                  columns: dict[str, str]) -> None:
-    """Create `table` with exactly these typed columns from `frame` (empty frames too)."""
-    con.execute(f"create or replace table {table} ("
-                + ", ".join(f"{c} {t}" for c, t in columns.items()) + ")")
-    if not frame.empty:
-        con.register("_frame", frame[list(columns)])
-        con.execute(f"insert into {table} select "
-                    + ", ".join(f"cast({c} as {t})" for c, t in columns.items())
-                    + " from _frame")
-        con.unregister("_frame")
 
 
 def _read(ulm: UlmSettings, sql: str) -> pd.DataFrame:

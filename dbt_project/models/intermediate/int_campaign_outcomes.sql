@@ -75,16 +75,8 @@ final as (
         per_person.offer,
         per_person.cost,
         per_person.touches,
-        coalesce(
-            reason_at_send.stated_reason,
-            case
-                when
-                    reason_at_send.last_ticket_date
-                    > per_person.sent_date - {{ var('lifecycle_churn_reasons_window_days') }}
-                    then 'service'
-            end,
-            'not_stated'
-        ) as reason,
+        {{ reason_as_of('reason_at_send.stated_reason', 'reason_at_send.last_ticket_date',
+                        'per_person.sent_date') }} as reason,
         returns.return_date is not null as returned,
         returns.return_date,
         returns.return_date - per_person.sent_date as days_to_return,

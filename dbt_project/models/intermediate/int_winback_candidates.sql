@@ -41,21 +41,12 @@ final as (
         profiles.marketing_consent and not profiles.consent_withdrawn as is_reachable,
         profiles.marketing_consent,
         profiles.consent_withdrawn,
-        coalesce(
-            reasons.stated_reason,
-            case
-                when
-                    reasons.last_ticket_date
-                    > {{ as_of_date() }} - {{ var('lifecycle_churn_reasons_window_days') }}
-                    then 'service'
-            end,
-            'not_stated'
-        ) as reason,
+        {{ reason_as_of('reasons.stated_reason', 'reasons.last_ticket_date', as_of_date()) }}
+            as reason,
         case
             when reasons.stated_reason is not null then 'stated'
             when
-                reasons.last_ticket_date
-                > {{ as_of_date() }} - {{ var('lifecycle_churn_reasons_window_days') }}
+                {{ reason_as_of('null', 'reasons.last_ticket_date', as_of_date()) }} = 'service'
                 then 'support_ticket'
             else 'none'
         end as reason_source,

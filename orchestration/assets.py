@@ -76,7 +76,7 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmS
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     context.log.info(f"dbt build as of {as_of}")
     invocation = dbt.cli(dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse)), context=context,
-                         raise_on_error=False)
+                         raise_on_error=False, target_path=ulm.dbt_target)
     yield from invocation.stream()
     _record_dbt_tests(context, ulm, as_of, invocation)
     if not invocation.is_successful():

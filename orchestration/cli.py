@@ -6,11 +6,13 @@
     ulm ui                       the Dagster UI for this code location, on 127.0.0.1
     ulm evaluate                 identity resolution against the generator's truth
     ulm config                   every config key with its default
+    ulm benchmark --size S       time and measure the whole pipeline at a named size
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
@@ -282,6 +284,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from orchestration.benchmark import format_table, run_benchmark
+
+    out = Path(args.out or f"benchmark_{args.size}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    result = run_benchmark(args.size, out, args.config, floor=not args.no_floor,
+                           reuse_data=args.reuse_data, say=_say)
+    payload = json.dumps(result.as_json(), indent=2)
+    json_path = Path(args.json) if args.json else out / "benchmark.json"
+    json_path.write_text(payload + "\n")
+    _say("")
+    _say(format_table(result))
+    _say("")
+    _say(payload)
+    _say(f"(JSON also in {json_path})")
+    return 0 if result.succeeded else 1
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     if args.check:
         load_config(args.check)
@@ -342,6 +362,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--warehouse", default=str(DEFAULT_WAREHOUSE))
     e.add_argument("--truth", default=str(DEMO_DIR / "truth"))
     e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("benchmark", help="generate data at a size, run the pipeline, print "
+                                         "wall time and peak memory per stage (table + JSON)")
+    b.add_argument("--size", choices=["demo", "medium", "large"], default="demo",
+                   help="demo 5k users; medium 100k users / ~10M events; large 1M / ~100M")
+    b.add_argument("--out", default=None, help="work folder (default ./benchmark_SIZE)")
+    b.add_argument("--json", default=None, help="where to write the JSON (default OUT/"
+                                                "benchmark.json)")
+    b.add_argument("--config", default=None)
+    b.add_argument("--no-floor", action="store_true",
+                   help="skip running the compiled SQL directly in DuckDB")
+    b.add_argument("--reuse-data", action="store_true",
+                   help="keep OUT/data when it was generated with the same settings")
+    b.set_defaults(func=cmd_benchmark)
 
     c = sub.add_parser("config", help="list config keys and defaults, or --check FILE")
     c.add_argument("--check", default=None, metavar="FILE")

@@ -76,6 +76,9 @@ class GeneratorSettings:
     defect_rate: float = 0.002  # malformed rows
     duplicate_rate: float = 0.005  # redelivered events
     late_rate: float = 0.01  # events landing in a later partition than they occurred
+    # mean events on a day a person is active (the benchmark's sizes raise it to reach their
+    # event counts without changing how many people there are)
+    events_per_active_day: float = 5.0
 
 
 @dataclass
@@ -225,7 +228,8 @@ def _simulate_chunk(rng, lo: int, hi: int, start, s: GeneratorSettings):
     start_dow = int((start.astype("datetime64[D]").astype(np.int64) + 3) % 7)  # 1970-01-01: Thu
     activity = _active_days(rng, active_from, churn1, react_day, churn2, engagement, days,
                             start_dow)
-    ev = _events(rng, activity, kind, signup_day, n_dev, bad_exp, subscriber)
+    ev = _events(rng, activity, kind, signup_day, n_dev, bad_exp, subscriber,
+                 s.events_per_active_day)
     device_owner = np.repeat(pid, n_dev)
     device_slot = np.concatenate([np.arange(k) for k in n_dev]) if n else np.array([], int)
     device_ids = np.char.add("a", (device_owner * 10 + device_slot).astype(str))
@@ -305,10 +309,10 @@ ENGAGED_CODES = np.array([T["page_view"], T["feature_use"], T["add_to_cart"], T[
 CHANNELS = ["app_ios", "web", "app_android", "mini_program"]
 
 
-def _events(rng, act, kind, signup_day, n_dev, bad_exp, subscriber):
+def _events(rng, act, kind, signup_day, n_dev, bad_exp, subscriber, per_active_day=5.0):
     """Event skeletons as numeric arrays (who, day, second, type code, device slot)."""
     who, day = act["person"], act["day"]
-    per_day = 1 + rng.poisson(4.0, len(who))
+    per_day = 1 + rng.poisson(max(per_active_day - 1.0, 0.0), len(who))
     e_who = np.repeat(who, per_day)
     e_day = np.repeat(day, per_day)
     first_in_day = np.zeros(len(e_who), dtype=bool)

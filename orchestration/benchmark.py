@@ -1,0 +1,417 @@
+"""`ulm benchmark`: generate data at a named size, run the whole pipeline through Dagster,
+and report wall time and peak memory per stage, plus the SQL floor (the dbt models' compiled
+SQL run directly in DuckDB) that the dbt and Dagster layers are measured against.
+
+Peak memory is the resident memory of this process and every process it started (dbt runs
+as a child), sampled every 0.2 s from /proc; the end-to-end peak also takes the kernel's high-water
+mark for the pipeline process (wait4), so a spike between two samples is not missed there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Size:
+    users: int
+    days: int
+    events_per_active_day: float  # 6.6 gives ~100 events per person-year: 10M at 100k users
+
+
+SIZES = {
+    "demo": Size(users=5_000, days=365, events_per_active_day=5.0),
+    "medium": Size(users=100_000, days=365, events_per_active_day=6.6),
+    "large": Size(users=1_000_000, days=365, events_per_active_day=6.6),
+}
+
+# Dagster step -> the benchmark stage it belongs to; every other step is an asset check.
+STEP_STAGES = {
+    "raw_landing": "ingest",
+    "ulm_dbt_staging": "ingest",
+    "ulm_dbt_models": "lifecycle marts",  # less its identity models, see stage_table
+    "lifecycle_report": "lifecycle marts",
+    "ulm_dbt_after_ml": "lifecycle marts",
+    "churn_model": "churn train",
+    "ml__user_churn_scores": "churn score",
+    "ml__user_clv": "CLV",
+    "clv_holdout_check": "CLV",
+    "ml__winback_targets": "win-back",
+    "serving_database": "publish",
+}
+STAGES = ["ingest", "identity", "lifecycle marts", "churn train", "churn score", "CLV",
+          "win-back", "checks", "publish"]
+DBT_STEPS = ["ulm_dbt_staging", "ulm_dbt_models", "ulm_dbt_after_ml"]
+
+
+# ---------------------------------------------------------------------------------------
+# memory
+
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue  # the process ended while we looked
+        # the command name may hold spaces and parentheses: fields start after the last ')'
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants."""
+    kids = _children_map()
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(kids.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as fh:
+                total += int(fh.read().split()[1]) * PAGE
+        except OSError:
+            continue
+    return total
+
+
+class MemorySampler(threading.Thread):
+    """Samples tree_rss(root, default this process) until stopped; peak(t0, t1) reads them."""
+
+    def __init__(self, root: int | None = None, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.root = root or os.getpid()
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.samples.append((time.time(), tree_rss(self.root)))
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        return max(inside, default=0)
+
+
+# ---------------------------------------------------------------------------------------
+# stages
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float = 0.0
+    peak_bytes: int = 0
+    steps: int = 0
+
+
+@dataclass
+class StepTiming:
+    key: str
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def stage_table(steps: list[StepTiming], identity_windows: list[tuple[float, float]],
+                peak) -> list[Stage]:
+    """Group Dagster steps into the benchmark's stages. The identity models run inside the
+    `ulm_dbt_models` dbt build: their own execution time (from dbt) moves from lifecycle
+    marts to identity; `peak(start, end)` gives the memory high-water mark in a window."""
+    stages = {name: Stage(name) for name in STAGES}
+    for step in steps:
+        stage = stages[STEP_STAGES.get(step.key, "checks")]
+        stage.seconds += step.seconds
+        stage.steps += 1
+        stage.peak_bytes = max(stage.peak_bytes, peak(step.start, step.end))
+    identity = stages["identity"]
+    for start, end in identity_windows:
+        identity.seconds += end - start
+        identity.peak_bytes = max(identity.peak_bytes, peak(start, end))
+    stages["lifecycle marts"].seconds -= identity.seconds
+    return [stages[name] for name in STAGES]
+
+
+def _run_steps(instance, run_id: str) -> list[StepTiming]:
+    return [StepTiming(s.step_key, s.start_time, s.end_time)
+            for s in instance.get_run_step_stats(run_id)
+            if s.start_time is not None and s.end_time is not None]
+
+
+def _identity_windows(instance, run_id: str, identity_models: set[str]) -> list[
+        tuple[float, float]]:
+    """(start, end) of each identity model's execution, from dagster-dbt's materializations."""
+    from dagster import DagsterEventType
+
+    windows = []
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=100_000).records
+    for record in records:
+        entry = record.event_log_entry
+        mat = entry.dagster_event.event_specific_data.materialization
+        duration = mat.metadata.get("Execution Duration")
+        if mat.asset_key.path[-1] in identity_models and duration is not None:
+            windows.append((entry.timestamp - duration.value, entry.timestamp))
+    return windows
+
+
+def _identity_models(manifest: dict) -> set[str]:
+    return {node["name"] for node in manifest["nodes"].values()
+            if node["resource_type"] == "model" and "identity" in node.get("tags", [])}
+
+
+# ---------------------------------------------------------------------------------------
+# SQL floor
+
+
+def dbt_stage_of(node: dict) -> str:
+    if "after_ml" in node.get("tags", []):
+        return "ulm_dbt_after_ml"
+    if node["original_file_path"].startswith("models/staging"):
+        return "ulm_dbt_staging"
+    return "ulm_dbt_models"
+
+
+def build_order(nodes: dict[str, dict]) -> list[str]:
+    """Models and data tests in an order where everything runs after what it reads."""
+    order, seen = [], set()
+
+    def visit(uid: str) -> None:
+        if uid in seen:
+            return
+        seen.add(uid)
+        for dep in nodes[uid]["depends_on"]["nodes"]:
+            if dep in nodes:
+                visit(dep)
+        order.append(uid)
+
+    for uid in sorted(nodes):
+        visit(uid)
+    return order
+
+
+def compile_project(dbt_vars: dict, target_path: Path) -> dict:
+    """`dbt compile` with the run's vars (full refresh: incremental models compile to their
+    whole-history SQL); returns the manifest holding every node's compiled SQL."""
+    from orchestration.project import DBT_EXECUTABLE, ulm_dbt_project
+
+    cmd = [DBT_EXECUTABLE, "compile", "--quiet", "--full-refresh",
+           "--project-dir", str(ulm_dbt_project.project_dir),
+           "--profiles-dir", str(ulm_dbt_project.profiles_dir),
+           "--target-path", str(target_path), "--vars", json.dumps(dbt_vars),
+           "--select", "resource_type:model", "test_type:data"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dbt compile failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    return json.loads((target_path / "manifest.json").read_text())
+
+
+def run_floor(manifest: dict, work_copy: Path, memory_limit: str, threads: int = 2
+              ) -> dict[str, float]:
+    """Run every model's compiled SQL (CREATE TABLE AS) and every data test's (count of
+    failing rows) directly in DuckDB on a copy of the working database; seconds per dbt
+    stage. The copy keeps the name work.duckdb so the compiled names ("work"."staging"...)
+    resolve."""
+    nodes = {uid: node for uid, node in manifest["nodes"].items()
+             if node["resource_type"] in ("model", "test")
+             and node["config"].get("enabled", True)}
+    seconds = dict.fromkeys(DBT_STEPS, 0.0)
+    con = duckdb.connect(str(work_copy), config={"threads": threads,
+                                                 "memory_limit": memory_limit})
+    try:
+        con.execute("SET TimeZone = 'UTC'")  # as the dbt profile sets it
+        for uid in build_order(nodes):
+            node = nodes[uid]
+            sql = node.get("compiled_code")
+            if not sql or node["config"].get("materialized") == "ephemeral":
+                continue
+            if node["resource_type"] == "model":
+                relation = node["relation_name"]
+                kind = "VIEW" if node["config"]["materialized"] == "view" else "TABLE"
+                statement = f"CREATE OR REPLACE {kind} {relation} AS {sql}"
+                stage_node = node
+            else:
+                statement = f"SELECT count(*) FROM ({sql}) AS dbt_internal_test"
+                attached = node.get("attached_node") or node["depends_on"]["nodes"][0]
+                stage_node = nodes.get(attached, node)
+            started = time.perf_counter()
+            con.execute(statement).fetchall()
+            seconds[dbt_stage_of(stage_node)] += time.perf_counter() - started
+    finally:
+        con.close()
+    return seconds
+
+
+# ---------------------------------------------------------------------------------------
+# the benchmark
+
+
+@dataclass
+class BenchmarkResult:
+    size: str
+    users: int
+    days: int
+    events: int
+    generate_seconds: float
+    events_per_second: float
+    pipeline_seconds: float
+    dagster_run_seconds: float
+    orchestration_seconds: float  # Dagster between and around steps
+    peak_bytes: int
+    succeeded: bool
+    stages: list[Stage] = field(default_factory=list)
+    dbt_step_seconds: dict[str, float] = field(default_factory=dict)
+    floor_seconds: dict[str, float] = field(default_factory=dict)
+    floor_peak_bytes: int = 0
+
+    @property
+    def dbt_overhead(self) -> float | None:
+        """(dbt steps + Dagster's share) over the floor, minus one."""
+        floor = sum(self.floor_seconds.values())
+        if not floor:
+            return None
+        return sum(self.dbt_step_seconds.values()) / floor - 1.0
+
+    def as_json(self) -> dict:
+        out = asdict(self)
+        out["dbt_overhead"] = self.dbt_overhead
+        return out
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB"
+
+
+def format_table(r: BenchmarkResult) -> str:
+    lines = [f"ULM benchmark: {r.size} ({r.users:,} users, {r.days} days, {r.events:,} events)",
+             "", f"{'stage':<24}{'wall s':>10}{'peak memory':>14}{'steps':>7}",
+             "-" * 55]
+    lines.append(f"{'generate (not in run)':<24}{r.generate_seconds:>10.1f}{'':>14}{'':>7}")
+    for s in r.stages:
+        lines.append(f"{s.name:<24}{s.seconds:>10.1f}{_gb(s.peak_bytes):>14}{s.steps:>7}")
+    lines.append(f"{'Dagster between steps':<24}{r.orchestration_seconds:>10.1f}")
+    lines.append("-" * 55)
+    lines.append(f"{'Dagster run':<24}{r.dagster_run_seconds:>10.1f}")
+    lines.append(f"{'pipeline end to end':<24}{r.pipeline_seconds:>10.1f}{_gb(r.peak_bytes):>14}")
+    lines.append(f"generator: {r.events_per_second:,.0f} events/s; run "
+                 f"{'succeeded' if r.succeeded else 'FAILED'}")
+    if r.floor_seconds:
+        lines += ["", f"{'dbt stage':<24}{'dbt+Dagster s':>14}{'SQL floor s':>13}{'overhead':>10}",
+                  "-" * 61]
+        for step in DBT_STEPS:
+            wall, floor = r.dbt_step_seconds.get(step, 0.0), r.floor_seconds.get(step, 0.0)
+            over = f"{wall / floor - 1:+.0%}" if floor else "n/a"
+            lines.append(f"{step:<24}{wall:>14.1f}{floor:>13.1f}{over:>10}")
+        total_wall, total_floor = sum(r.dbt_step_seconds.values()), sum(r.floor_seconds.values())
+        lines.append(f"{'all dbt stages':<24}{total_wall:>14.1f}{total_floor:>13.1f}"
+                     f"{r.dbt_overhead:>+10.0%}")
+        lines.append(f"SQL floor peak memory {_gb(r.floor_peak_bytes)} (models' and data "
+                     "tests' compiled SQL, run directly in DuckDB)")
+    return "\n".join(lines)
+
+
+def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor: bool = True,
+                  reuse_data: bool = False, say=print) -> BenchmarkResult:
+    from orchestration.cli import _dagster_home
+    from orchestration.config import dbt_vars, load_config
+    from orchestration.generator import GeneratorSettings, generate
+
+    size = SIZES[size_name]
+    data, warehouse = out_dir / "data", out_dir / "warehouse"
+    settings = GeneratorSettings(users=size.users, days=size.days,
+                                 events_per_active_day=size.events_per_active_day)
+    report_path = data / "truth" / "generation.json"
+    if reuse_data and report_path.exists() and json.loads(report_path.read_text()).get(
+            "settings") == asdict(settings):
+        saved = json.loads(report_path.read_text())
+        events, gen_seconds = saved["rows"]["events"], saved["seconds"]
+        say(f"reusing generated data in {data}")
+    else:
+        shutil.rmtree(data, ignore_errors=True)
+        say(f"generating {size.users:,} users over {size.days} days ...")
+        report = generate(data, settings)
+        events, gen_seconds = report.rows.get("events", 0), report.seconds
+    shutil.rmtree(warehouse, ignore_errors=True)  # a full run from nothing
+
+    # the pipeline runs as its own process, so its memory is its own (not the generator's)
+    log_path = out_dir / "pipeline.log"
+    cmd = [sys.executable, "-m", "orchestration.cli", "run", "--raw-dir", str(data / "raw"),
+           "--warehouse", str(warehouse), "--as-of", settings.end_date]
+    if config_path:
+        cmd += ["--config", config_path]
+    env = {**os.environ, "ULM_PII_KEY": os.environ.get("ULM_PII_KEY") or "benchmark-key"}
+    say(f"running the pipeline (log: {log_path}) ...")
+    with open(log_path, "w") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        sampler = MemorySampler(proc.pid)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        pipeline_seconds = time.perf_counter() - started
+        sampler.stop()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        say(log_path.read_text()[-3000:])
+
+    import dagster as dg
+
+    from orchestration.project import ulm_dbt_project
+
+    instance = dg.DagsterInstance.from_config(str(_dagster_home(warehouse.resolve())))
+    run = instance.get_runs(limit=1)[0]
+    stats = instance.get_run_stats(run.run_id)
+    steps = _run_steps(instance, run.run_id)
+    manifest = json.loads(Path(ulm_dbt_project.manifest_path).read_text())
+    windows = _identity_windows(instance, run.run_id, _identity_models(manifest))
+    run_seconds = (stats.end_time or 0) - (stats.start_time or 0)
+    result = BenchmarkResult(
+        size=size_name, users=size.users, days=size.days, events=events,
+        generate_seconds=gen_seconds, events_per_second=events / gen_seconds if gen_seconds else 0,
+        pipeline_seconds=pipeline_seconds, dagster_run_seconds=run_seconds,
+        orchestration_seconds=run_seconds - sum(s.seconds for s in steps),
+        peak_bytes=max(sampler.peak(), usage.ru_maxrss * 1024), succeeded=code == 0,
+        stages=stage_table(steps, windows, sampler.peak),
+        dbt_step_seconds={s.key: s.seconds for s in steps if s.key in DBT_STEPS},
+    )
+    if floor and code == 0:
+        say("running the SQL floor (compiled dbt SQL directly in DuckDB) ...")
+        cfg = load_config(config_path)
+        floor_dir = out_dir / "floor"
+        shutil.rmtree(floor_dir, ignore_errors=True)
+        floor_dir.mkdir(parents=True)
+        compiled = compile_project(dbt_vars(cfg, settings.end_date, warehouse),
+                                   floor_dir / "target")
+        work_copy = floor_dir / "work.duckdb"
+        shutil.copyfile(warehouse / "work.duckdb", work_copy)
+        floor_sampler = MemorySampler()
+        floor_sampler.start()
+        result.floor_seconds = run_floor(compiled, work_copy, cfg.engine.memory_limit)
+        floor_sampler.stop()
+        result.floor_peak_bytes = floor_sampler.peak()
+        shutil.rmtree(floor_dir, ignore_errors=True)
+    return result

@@ -40,6 +40,9 @@ SOURCE_COLUMNS: dict[str, list[str]] = {
                          "phone"],
 }
 SOURCES = list(SOURCE_COLUMNS)
+# sources staged incrementally: their staging model reads raw.<source>__pending, the files it
+# has not staged yet (dbt_project/macros/incremental.sql)
+INCREMENTAL_SOURCES = {"events": "staging.stg_events__all", "orders": "staging.stg_orders__all"}
 # columns holding nested JSON that must stay JSON text, not DuckDB's struct rendering
 JSON_COLUMNS = {"properties"}
 _FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".jsonl": "json",
@@ -96,13 +99,13 @@ def _sql_list(paths: list[str]) -> str:
 
 
 def _csv_reader(paths: list[str]) -> str:
-    return (f"read_csv({_sql_list(paths)}, all_varchar = true, union_by_name = true, "
+    return (f"read_csv({_sql_list(paths)}, all_varchar = true, "
             "filename = true, header = true, delim = ',', quote = '\"', escape = '\"', "
             "hive_partitioning = false, auto_detect = true)")
 
 
 def _parquet_reader(paths: list[str]) -> str:
-    return (f"read_parquet({_sql_list(paths)}, union_by_name = true, filename = true, "
+    return (f"read_parquet({_sql_list(paths)}, filename = true, "
             "file_row_number = true, hive_partitioning = false)")
 
 
@@ -197,15 +200,14 @@ def build_inventory(con: duckdb.DuckDBPyConnection, files: list[RawFile]) -> lis
     return rows
 
 
-def _describe(con: duckdb.DuckDBPyConnection, relation_sql: str
-              ) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """One DESCRIBE (it sniffs every file): lower-cased name -> actual column names (several
-    when files differ only in case), and actual name -> type."""
+def _column_map(columns: list[list[str]]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Lower-cased name -> actual column names (several when files differ only in case), and
+    actual name -> type, from the columns the inventory recorded for a file."""
     cols: dict[str, list[str]] = {}
     types: dict[str, str] = {}
-    for name, column_type, *_ in con.execute(
-            f"DESCRIBE SELECT * FROM {relation_sql}").fetchall():
-        cols.setdefault(name.lower(), []).append(name)
+    for name, column_type in columns:
+        if name not in types:
+            cols.setdefault(name.lower(), []).append(name)
         types[name] = column_type
     return cols, types
 
@@ -214,8 +216,9 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _typed_select(con, relation_sql: str, known: list[str], fmt: str) -> str:
-    cols, types = _describe(con, relation_sql)
+def _typed_select(relation_sql: str, columns: list[list[str]], known: list[str], fmt: str
+                  ) -> str:
+    cols, types = _column_map(columns)
 
     def as_text(actual: str) -> str:
         nested = types[actual].upper().startswith(("STRUCT", "MAP", "JSON")) or \
@@ -248,13 +251,9 @@ def _typed_select(con, relation_sql: str, known: list[str], fmt: str) -> str:
     return f"SELECT {', '.join(parts)} FROM {relation_sql}"
 
 
-def _json_select(con, paths: list[str], known: list[str]) -> str:
+def _json_select(paths: list[str], keys: list[str], known: list[str]) -> str:
     lines = f"(SELECT line, filename, try(json(line)) AS j FROM {_json_lines(paths)} " \
             "WHERE trim(line) <> '')"
-    keys = [k for (k,) in con.execute(
-        f"SELECT DISTINCT unnest(json_keys(j)) FROM {lines} WHERE j IS NOT NULL "
-        "AND json_type(j) = 'OBJECT'"
-    ).fetchall()]
     by_lower: dict[str, list[str]] = {}
     for k in keys:
         by_lower.setdefault(k.lower(), []).append(k)
@@ -284,20 +283,27 @@ def _json_select(con, paths: list[str], known: list[str]) -> str:
     return f"SELECT {', '.join(parts)} FROM {lines}"
 
 
-def source_view_sql(con: duckdb.DuckDBPyConnection, source: str, files: list[dict]) -> str:
-    """One SELECT over every non-empty file of a source, all formats, as text columns."""
+def source_view_sql(source: str, files: list[dict]) -> str:
+    """One SELECT over every non-empty file of a source, all formats, as text columns.
+
+    The columns of each file come from the inventory (read once, when the file first
+    landed). Files with the same columns are read together by one reader; no reader unions
+    files by name, which makes DuckDB open and sniff every file at once (with thousands of
+    small files that reserved ~30 MB per file and ran out of memory)."""
     known = SOURCE_COLUMNS[source]
+    readable = [f for f in files if f["size_bytes"] > 0]
     branches = []
-    for fmt in ("csv", "parquet", "json"):
-        paths = [f["path"] for f in files if f["format"] == fmt and f["size_bytes"] > 0]
-        if not paths:
-            continue
-        if fmt == "csv":
-            branches.append(_typed_select(con, _csv_reader(paths), known, fmt))
-        elif fmt == "parquet":
-            branches.append(_typed_select(con, _parquet_reader(paths), known, fmt))
-        else:
-            branches.append(_json_select(con, paths, known))
+    for fmt, reader in (("csv", _csv_reader), ("parquet", _parquet_reader)):
+        groups: dict[str, list[str]] = {}
+        for f in readable:
+            if f["format"] == fmt:
+                groups.setdefault(f["columns"], []).append(f["path"])
+        for columns, paths in groups.items():
+            branches.append(_typed_select(reader(paths), json.loads(columns), known, fmt))
+    json_files = [f for f in readable if f["format"] == "json"]
+    if json_files:
+        keys = sorted({name for f in json_files for name, _ in json.loads(f["columns"])})
+        branches.append(_json_select([f["path"] for f in json_files], keys, known))
     if not branches:
         empty = ", ".join(f"CAST(NULL AS VARCHAR) AS {_quote(c)}" for c in known)
         return (f"SELECT {empty}, CAST(NULL AS VARCHAR) AS _extra, CAST(NULL AS VARCHAR) AS "
@@ -309,6 +315,24 @@ def source_view_sql(con: duckdb.DuckDBPyConnection, source: str, files: list[dic
     return (f"SELECT u.*, i.modified_at AS _file_modified_at FROM ({body}) AS u LEFT JOIN "
             "(SELECT path, make_timestamp(mtime_ns // 1000) AS modified_at "
             "FROM landing.file_inventory) AS i ON u._file = i.path")
+
+
+def staged_files(con: duckdb.DuckDBPyConnection, staged_table: str) -> set[tuple[str, int]]:
+    """(path, mtime in microseconds) of every file the staging table holds rows of; empty
+    before its first build."""
+    schema, table = staged_table.split(".")
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND "
+        "table_name = ? AND column_name = '_file_modified_at'", [schema, table]).fetchone()[0]
+    if not exists:
+        return set()
+    return set(con.execute(
+        f"SELECT DISTINCT _file, epoch_us(_file_modified_at) FROM {staged_table}").fetchall())
+
+
+def pending_files(files: list[dict], staged: set[tuple[str, int]]) -> list[dict]:
+    """The files whose current version is not staged: new files and changed files."""
+    return [f for f in files if (f["path"], f["mtime_ns"] // 1000) not in staged]
 
 
 def land(work_db: Path, raw_dir: Path, pii_key: str) -> dict[str, dict]:
@@ -324,8 +348,12 @@ def land(work_db: Path, raw_dir: Path, pii_key: str) -> dict[str, dict]:
         summary = {}
         for source in SOURCES:
             mine = [f for f in inventory if f["source"] == source]
-            view_sql = source_view_sql(con, source, mine)
+            view_sql = source_view_sql(source, mine)
             con.execute(f"CREATE OR REPLACE VIEW raw.{source} AS {view_sql}")
+            if source in INCREMENTAL_SOURCES:
+                pending = pending_files(mine, staged_files(con, INCREMENTAL_SOURCES[source]))
+                con.execute(f"CREATE OR REPLACE VIEW raw.{source}__pending AS "
+                            f"{source_view_sql(source, pending)}")
             summary[source] = {
                 "files": len(mine),
                 "empty_files": sum(1 for f in mine if f["rows"] == 0),

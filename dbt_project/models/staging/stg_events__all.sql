@@ -1,7 +1,21 @@
 {#- Every raw event row, typed, with the contract rule it breaks (if any) and its rank among
     redeliveries of the same event_id. stg_events and the quarantine read this. -#}
+{{
+    config(
+        materialized="incremental",
+        incremental_strategy="delete+insert",
+        unique_key="_row_key",
+        pre_hook="{{ unstage_changed_files('events') }}",
+    )
+}}
+
 with source as (
-    select * from {{ source('raw', 'events') }}
+    -- a daily run reads only the files not staged yet (see macros/incremental.sql)
+    select
+        raw_rows.*,
+        fingerprint.value as _staging_fingerprint
+    from {{ staged_source('events') }} as raw_rows
+    cross join (select {{ staging_fingerprint() }} as value) as fingerprint
 ),
 
 typed as (
@@ -31,6 +45,8 @@ typed as (
         _file,
         _file_modified_at,
         _row,
+        _file || ':' || cast(_row as varchar) as _row_key,
+        _staging_fingerprint,
         _parse_error,
         occurred_at as raw_occurred_at,
         amount as raw_amount,
@@ -53,6 +69,14 @@ checked as (
             when {{ clean_text('raw_properties') }} is not null and properties is null then 'invalid_properties'
         end as reject_reason
     from typed
+),
+
+ranked_input as (
+    {% if is_incremental() and not restage_all() -%}
+        {{ with_earlier_rows('checked', 'event_id', 'delivery_rank') }}
+    {%- else -%}
+        select * from checked
+    {%- endif %}
 )
 
 select
@@ -63,4 +87,4 @@ select
                 partition by event_id, reject_reason is null order by _file, _row, occurred_at
             )
     end as delivery_rank
-from checked
+from ranked_input

@@ -1,7 +1,21 @@
 {#- Every raw order row, typed, with the rule it breaks (if any) and its version rank: a
     repeated order_id is a newer version of the same order, latest updated_at wins. -#}
+{{
+    config(
+        materialized="incremental",
+        incremental_strategy="delete+insert",
+        unique_key="_row_key",
+        pre_hook="{{ unstage_changed_files('orders') }}",
+    )
+}}
+
 with source as (
-    select * from {{ source('raw', 'orders') }}
+    -- a daily run reads only the files not staged yet (see macros/incremental.sql)
+    select
+        raw_rows.*,
+        fingerprint.value as _staging_fingerprint
+    from {{ staged_source('orders') }} as raw_rows
+    cross join (select {{ staging_fingerprint() }} as value) as fingerprint
 ),
 
 typed as (
@@ -27,6 +41,8 @@ typed as (
         _file,
         _file_modified_at,
         _row,
+        _file || ':' || cast(_row as varchar) as _row_key,
+        _staging_fingerprint,
         _parse_error,
         ordered_at as raw_ordered_at,
         updated_at as raw_updated_at,
@@ -52,6 +68,14 @@ checked as (
             when coalesce(user_id, anonymous_id, email_hash, phone_hash) is null then 'missing_identifier'
         end as reject_reason
     from typed
+),
+
+ranked_input as (
+    {% if is_incremental() and not restage_all() -%}
+        {{ with_earlier_rows('checked', 'order_id', 'version_rank') }}
+    {%- else -%}
+        select * from checked
+    {%- endif %}
 )
 
 select
@@ -63,4 +87,4 @@ select
                 order by updated_at desc, _file desc, _row desc nulls last
             )
     end as version_rank
-from checked
+from ranked_input

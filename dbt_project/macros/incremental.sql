@@ -1,0 +1,77 @@
+{#- Incremental staging of raw files.
+
+    Raw files are immutable deliveries: a daily run stages only the files it has not staged
+    yet (the landing step exposes them as raw.<source>__pending), and the result equals a full
+    refresh because
+      * rows of a file that changed (new modification time) or disappeared are deleted first
+        (pre-hook `unstage_changed_files`), and the changed file is pending again;
+      * ranks across deliveries (duplicates, order versions) are recomputed for every key the
+        new files touch, over the old and the new rows together (`earlier_rows`);
+      * anything that changes how every row is typed or hashed (the PII key, time zone,
+        currency, phone country code, future tolerance) is in `_staging_fingerprint`: when it
+        differs from the stored rows, every file is staged again.
+    `dbt build --full-refresh` (ulm run --full-refresh) rebuilds from every file. -#}
+
+{% macro staging_fingerprint() -%}
+    md5(
+        (select md5(pii_key.key) from {{ source('landing', 'pii_key') }} as pii_key)
+        || '|{{ var("source_timezone") }}|{{ var("currency") }}'
+        || '|{{ var("default_phone_country_code") }}|{{ var("quality_future_tolerance_hours") }}'
+    )
+{%- endmacro %}
+
+{#- True when this run must read every file: first build, --full-refresh, or the fingerprint
+    of the stored rows is not this run's. -#}
+{% macro restage_all() -%}
+    {%- if not is_incremental() -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set stale = run_query(
+        "select count(*) from (select 1 from " ~ this ~ " where _staging_fingerprint <> "
+        ~ staging_fingerprint() ~ " limit 1) as stale") -%}
+    {{ return(stale.columns[0].values()[0] > 0) }}
+{%- endmacro %}
+
+{% macro staged_source(source_name) -%}
+    {%- if restage_all() -%}
+        {{ source('raw', source_name) }}
+    {%- else -%}
+        {{ source('raw', source_name ~ '__pending') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook: forget the rows of files that changed or left the raw dir (all rows when the
+    fingerprint changed), so their current content is staged as if for the first time. -#}
+{% macro unstage_changed_files(source_name) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where _staging_fingerprint <> {{ staging_fingerprint() }}
+            or not exists (
+                select 1
+                from {{ source('landing', 'file_inventory') }} as inventory
+                where
+                    inventory.source = '{{ source_name }}'
+                    and inventory.path = {{ this }}._file
+                    and make_timestamp(inventory.mtime_ns // 1000) = {{ this }}._file_modified_at
+            )
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The new rows and the stored rows that share a key with them, so their rank is computed
+    again over old and new rows together. Columns as stored, less the rank column. -#}
+{% macro with_earlier_rows(new_rows, key, rank_column) -%}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name')
+        | reject('equalto', rank_column) | join(', ') -%}
+    select {{ columns }} from {{ new_rows }}
+    union all
+    select {{ columns }}
+    from {{ this }}
+    where
+        reject_reason is null
+        and {{ key }} in (select new_rows.{{ key }} from {{ new_rows }} as new_rows where new_rows.reject_reason is null)
+{%- endmacro %}

@@ -2,16 +2,26 @@ with quarantine as (
     select * from {{ ref('int_quarantine_rows') }}
 ),
 
+-- the example is the first quarantined row by file and row: the same one on every run
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by source, reason order by file, file_row, record_id
+        ) as example_rank
+    from quarantine
+),
+
 final as (
     select
         {{ as_of_date() }} as as_of_date,
         source,
         reason,
         count(*) as rows,
-        min(file) as example_file,
-        arg_min(file_row, file) as example_row,
-        arg_min(record_id, file) as example_record_id
-    from quarantine
+        min(case when example_rank = 1 then file end) as example_file,
+        min(case when example_rank = 1 then file_row end) as example_row,
+        min(case when example_rank = 1 then record_id end) as example_record_id
+    from ranked
     group by source, reason
 )
 

@@ -31,10 +31,33 @@ def _models_root(ulm: UlmSettings) -> Path:
     return ulm.warehouse / "models" / "churn"
 
 
-def _read_features(ulm: UlmSettings, scoring_only: bool = False) -> pd.DataFrame:
-    where = " where is_scoring_snapshot" if scoring_only else ""
+FEATURES_TABLE = "intermediate.int_churn_features"
+
+
+def _read_features(ulm: UlmSettings, scoring_only: bool = False,
+                   max_training_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """The feature snapshots. With max_training_rows, rows of the training snapshots (all
+    labelled snapshots but the newest two, see churn.time_split) are sampled in the database
+    by a seeded hash of person and snapshot, to about 1.1x that many: at a million people the
+    full training set is ~10M rows and would not fit in memory as a DataFrame, and
+    train_models samples to max_training_rows anyway. Validation, test and scoring rows are
+    read whole."""
     with duckdb.connect(str(ulm.work_db), read_only=True) as con:
-        return con.execute(f"select * from intermediate.int_churn_features{where}").df()
+        if scoring_only:
+            return con.execute(f"select * from {FEATURES_TABLE} where is_scoring_snapshot").df()
+        where = ""
+        dates = [d for (d,) in con.execute(
+            f"select distinct snapshot_date from {FEATURES_TABLE} where label is not null "
+            "order by 1").fetchall()]
+        if max_training_rows and len(dates) >= 3:
+            train = f"label is not null and snapshot_date < date '{dates[-2]}'"
+            n_train = con.execute(f"select count(*) from {FEATURES_TABLE} where {train}"
+                                  ).fetchone()[0]
+            keep = min(1.0, 1.1 * max_training_rows / n_train) if n_train else 1.0
+            if keep < 1.0:
+                where = (f" where not ({train}) or hash(user_key, snapshot_date, {int(seed)}) "
+                         f"% 1000000 < {int(keep * 1_000_000)}")
+        return con.execute(f"select * from {FEATURES_TABLE}{where}").df()
 
 
 def _write_metrics(ulm: UlmSettings, rows: pd.DataFrame) -> None:
@@ -56,7 +79,7 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     c = cfg.churn
     root = _models_root(ulm)
-    frame = _read_features(ulm)
+    frame = _read_features(ulm, max_training_rows=c.max_training_rows, seed=c.seed)
     features = churn.feature_columns(frame)
     state = registry.read_registry(root)
     current = registry.load(root, state["current"]) if state["current"] else None

@@ -1,11 +1,11 @@
 """Incremental staging gives the same data as a full refresh.
 
 One raw dir lives through a day of deliveries: the first build sees all but the last month;
-then the last month arrives, one events file is redelivered under a name that sorts first
-(so earlier rows lose their first-delivery rank), one orders file is rewritten with fewer
-rows and one events file is withdrawn. The incremental build on top of the first must equal
-a full build of the final raw dir, table by table, in every dbt layer below the ML-joined
-dim_users (which is built from these, by the same SQL)."""
+then the last month arrives, a Parquet and a JSON Lines events file are redelivered under
+names that sort first (so earlier rows lose their first-delivery rank), one orders file is
+rewritten with fewer rows and one events file is withdrawn. The incremental build on top of
+the first must equal a full build of the final raw dir, table by table, in every dbt layer
+below the ML-joined dim_users (which is built from these, by the same SQL)."""
 
 from __future__ import annotations
 
@@ -101,8 +101,9 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     for source in ("events", "orders"):
         shutil.move(held / source / last_month, raw / source / last_month)
     first_month = sorted(p.name for p in (raw / "events").iterdir())[0]
-    shutil.copy(raw / "events" / first_month / "app-web-c0000.parquet",
-                raw / "events" / first_month / "0-redelivered.parquet")
+    for name, copy in (("app-web-c0000.parquet", "0-redelivered.parquet"),
+                       ("mini-c0000.jsonl", "0-redelivered.jsonl")):
+        shutil.copy(raw / "events" / first_month / name, raw / "events" / first_month / copy)
     rewritten = raw / "orders" / first_month / "shop-c0000-0.parquet"
     duckdb.sql(f"COPY (SELECT * FROM read_parquet('{rewritten}') LIMIT 5) "
                f"TO '{rewritten}.tmp' (FORMAT parquet)")
@@ -117,8 +118,9 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
     work = inc / "work.duckdb"
     # the cases above really happened: redelivered rows ranked first, originals second
-    assert count(work, "select count(*) from staging.stg_events__all where _file like "
-                       "'%0-redelivered.parquet' and delivery_rank = 1") > 0
+    for copy in ("0-redelivered.parquet", "0-redelivered.jsonl"):
+        assert count(work, "select count(*) from staging.stg_events__all where _file like "
+                           f"'%{copy}' and delivery_rank = 1") > 0
     assert count(work, "select count(*) from staging.stg_orders__all where _file = "
                        f"'{rewritten}'") == 5
     assert count(work, "select count(*) from staging.stg_events__all where _file = "

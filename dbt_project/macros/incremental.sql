@@ -6,7 +6,8 @@
       * rows of a file that changed (new modification time) or disappeared are deleted first
         (pre-hook `unstage_changed_files`), and the changed file is pending again;
       * ranks across deliveries (duplicates, order versions) are recomputed for every key the
-        new files touch, over the old and the new rows together (`earlier_rows`);
+        new files touch, over the old and the new rows together (`with_earlier_rows`; the
+        model's unique_key is that key, so delete+insert swaps all its rows);
       * anything that changes how every row is typed or hashed (the PII key, time zone,
         currency, phone country code, future tolerance) is in `_staging_fingerprint`: when it
         differs from the stored rows, every file is staged again.
@@ -62,8 +63,9 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The new rows and the stored rows that share a key with them, so their rank is computed
-    again over old and new rows together. Columns as stored, less the rank column. -#}
+{#- The new rows and every stored row that shares a key with them (the model's unique_key:
+    delete+insert replaces all rows of those keys), so ranks are computed again over old and
+    new rows together. Columns as stored, less the rank column. -#}
 {% macro with_earlier_rows(new_rows, key, rank_column) -%}
     {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name')
         | reject('equalto', rank_column) | join(', ') -%}
@@ -71,7 +73,5 @@
     union all
     select {{ columns }}
     from {{ this }}
-    where
-        reject_reason is null
-        and {{ key }} in (select new_rows.{{ key }} from {{ new_rows }} as new_rows where new_rows.reject_reason is null)
+    where {{ key }} in (select new_rows.{{ key }} from {{ new_rows }} as new_rows)
 {%- endmacro %}

@@ -4,7 +4,7 @@
     config(
         materialized="incremental",
         incremental_strategy="delete+insert",
-        unique_key="_row_key",
+        unique_key="event_id",
         pre_hook="{{ unstage_changed_files('events') }}",
     )
 }}
@@ -45,7 +45,6 @@ typed as (
         _file,
         _file_modified_at,
         _row,
-        _file || ':' || cast(_row as varchar) as _row_key,
         _staging_fingerprint,
         _parse_error,
         occurred_at as raw_occurred_at,

@@ -26,6 +26,9 @@ class RunDate(dg.Config):
     as_of: str = Field(
         "", description="Business date the run describes (YYYY-MM-DD). Empty: yesterday in the "
                         "business time zone.")
+    full_refresh: bool = Field(
+        False, description="dbt stages only: rebuild incremental models from every raw file "
+                           "(dbt --full-refresh) instead of staging only new files.")
 
 
 class UlmTranslator(DagsterDbtTranslator):
@@ -74,9 +77,11 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmS
                config: "RunDate"):
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
-    context.log.info(f"dbt build as of {as_of}")
-    invocation = dbt.cli(dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse)), context=context,
-                         raise_on_error=False, target_path=ulm.dbt_target)
+    context.log.info(f"dbt build as of {as_of}" + (" (full refresh)" if config.full_refresh
+                                                    else ""))
+    args = dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse), full_refresh=config.full_refresh)
+    invocation = dbt.cli(args, context=context, raise_on_error=False,
+                         target_path=ulm.dbt_target)
     yield from invocation.stream()
     _record_dbt_tests(context, ulm, as_of, invocation)
     if not invocation.is_successful():

@@ -3,6 +3,7 @@
     ulm demo                     generate demo data and run the pipeline on it
     ulm generate --users N ...   write a synthetic raw dir (and its ground truth)
     ulm run --raw-dir DIR ...    run the whole pipeline as of a date (through Dagster)
+    ulm backfill --start --end   run it as of every date of a range, oldest first
     ulm ui                       the Dagster UI for this code location, on 127.0.0.1
     ulm evaluate                 identity resolution against the generator's truth
     ulm config                   every config key with its default
@@ -19,6 +20,7 @@ import secrets
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -34,6 +36,11 @@ DEFAULT_WAREHOUSE = Path("warehouse")
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
+# one run at a time: every run writes WAREHOUSE/work.duckdb, which has one writer (a UI
+# backfill of many dates queues its runs and they go one after another)
+concurrency:
+  runs:
+    max_concurrent_runs: 1
 """
 
 
@@ -53,7 +60,7 @@ def _dagster_home(warehouse: Path) -> Path:
     home = (warehouse / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     yaml_path = home / "dagster.yaml"
-    if not yaml_path.exists():
+    if not yaml_path.exists() or yaml_path.read_text() != DAGSTER_YAML:
         yaml_path.write_text(DAGSTER_YAML)
     return home
 
@@ -98,7 +105,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def run_pipeline(raw_dir: Path, warehouse: Path, as_of: str | None, config_path: str | None,
-                 demo: bool = False) -> int:
+                 demo: bool = False, full_refresh: bool = False) -> int:
     """Run the daily job in-process through Dagster; print a one-paragraph explanation and
     return non-zero when anything blocks."""
     config = load_config(config_path)
@@ -131,12 +138,14 @@ def run_pipeline(raw_dir: Path, warehouse: Path, as_of: str | None, config_path:
     _say(f"running the pipeline as of {as_of_date} (raw: {raw_dir}, warehouse: {warehouse}) ...")
     started = time.perf_counter()
     job = defs.resolve_job_def("ulm_daily")
-    run_config = {**run_config_for(as_of_date),
+    run_config = {**run_config_for(as_of_date, full_refresh),
                   "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    tags = {"as_of": as_of_date, "launched_by": "ulm run"}
+    if job.partitions_def.has_partition_key(as_of_date):
+        tags["dagster/partition"] = as_of_date  # the UI shows it as that date's partition run
     result = job.execute_in_process(
         run_config=run_config, instance=instance,
-        resources=build_resources(settings), raise_on_error=False,
-        tags={"as_of": as_of_date, "launched_by": "ulm run"},
+        resources=build_resources(settings), raise_on_error=False, tags=tags,
     )
     seconds = time.perf_counter() - started
     health = _health(warehouse, result.run_id)
@@ -224,7 +233,40 @@ def _serving_summary(serving: Path) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return run_pipeline(Path(args.raw_dir), Path(args.warehouse), args.as_of, args.config)
+    return run_pipeline(Path(args.raw_dir), Path(args.warehouse), args.as_of, args.config,
+                        full_refresh=args.full_refresh)
+
+
+def backfill_dates(start: str, end: str) -> list[str]:
+    """Every date from start to end, inclusive, oldest first."""
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        raise UserError(f"--start {start!r} and --end {end!r} must be dates in YYYY-MM-DD "
+                        "form") from None
+    if last < first:
+        raise UserError(f"--end {end} is before --start {start}")
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Run the pipeline as of each date of a range, oldest first, one at a time (each run is
+    one partition of the daily job). Stops at the first failed date: later dates would be
+    built on a working database that the failure left behind."""
+    dates = backfill_dates(args.start, args.end)
+    _say(f"backfill: {len(dates)} dates, {dates[0]} to {dates[-1]}")
+    started = time.perf_counter()
+    for i, as_of in enumerate(dates, 1):
+        _say(f"\n=== [{i}/{len(dates)}] as of {as_of} ===")
+        code = run_pipeline(Path(args.raw_dir), Path(args.warehouse), as_of, args.config,
+                            full_refresh=args.full_refresh and i == 1)
+        if code != 0:
+            _say(f"backfill stopped at {as_of} ({i - 1} of {len(dates)} dates done); fix the "
+                 f"cause and run again with --start {as_of}.")
+            return code
+    _say(f"\nbackfill done: {len(dates)} dates in {time.perf_counter() - started:.0f}s; "
+         f"serving.duckdb is as of {dates[-1]}.")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -340,7 +382,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--warehouse", default=str(DEFAULT_WAREHOUSE))
     r.add_argument("--as-of", default=None, help="YYYY-MM-DD (default: yesterday)")
     r.add_argument("--config", default=None, help="YAML config file")
+    r.add_argument("--full-refresh", action="store_true",
+                   help="rebuild the incremental staging models from every raw file")
     r.set_defaults(func=cmd_run)
+
+    bf = sub.add_parser("backfill", help="run the pipeline as of every date of a range, "
+                                         "oldest first")
+    bf.add_argument("--raw-dir", required=True)
+    bf.add_argument("--warehouse", default=str(DEFAULT_WAREHOUSE))
+    bf.add_argument("--start", required=True, help="first date (YYYY-MM-DD)")
+    bf.add_argument("--end", required=True, help="last date (YYYY-MM-DD), inclusive")
+    bf.add_argument("--config", default=None, help="YAML config file")
+    bf.add_argument("--full-refresh", action="store_true",
+                    help="the first date rebuilds the incremental models from every file")
+    bf.set_defaults(func=cmd_backfill)
 
     d = sub.add_parser("demo", help="generate demo data and run the pipeline on it")
     d.add_argument("--users", type=positive, default=5_000)

@@ -7,6 +7,7 @@ key or a bad value raises ConfigError naming the key and what is allowed.
 from __future__ import annotations
 
 import zoneinfo
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,22 @@ class EngineConfig(_Section):
                     "WAREHOUSE/work.duckdb.tmp (e.g. 3GB, 12GiB).")
 
 
+class ScheduleConfig(_Section):
+    partitions_start_date: str = Field(
+        "2025-01-01", pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        description="First business date of the job's daily partitions in the Dagster UI: "
+                    "the earliest date a backfill can start.")
+
+    @field_validator("partitions_start_date")
+    @classmethod
+    def _real_date(cls, value: str) -> str:
+        try:
+            date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+        return value
+
+
 class UlmConfig(_Section):
     timezone: str = Field("UTC", description="Time zone of timestamps written without an "
                                              "offset in the raw files.")
@@ -296,6 +313,7 @@ class UlmConfig(_Section):
     winback: WinbackConfig = Field(default_factory=WinbackConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     @field_validator("timezone", "business_timezone")
     @classmethod

@@ -20,11 +20,12 @@ def resolve_as_of(as_of: str | None, business_timezone: str, now: datetime | Non
     return (local_today - timedelta(days=1)).isoformat()
 
 
-def dbt_build_args(dbt_vars: dict[str, Any]) -> list[str]:
+def dbt_build_args(dbt_vars: dict[str, Any], full_refresh: bool = False) -> list[str]:
     """`dbt build` of every model with its data tests. dbt unit tests check the SQL, not the
-    data: they run in the test suite, not on every production run."""
+    data: they run in the test suite, not on every production run. A full refresh rebuilds
+    the incremental models from every raw file."""
     return ["build", "--vars", json.dumps(dbt_vars, sort_keys=True),
-            "--exclude-resource-type", "unit_test"]
+            "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
 
 
 def dbt_unit_test_args(dbt_vars: dict[str, Any]) -> list[str]:

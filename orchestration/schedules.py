@@ -1,4 +1,5 @@
-"""The daily job and its schedule: every morning, run the pipeline as of yesterday."""
+"""The daily job, its partitions and its schedule: every morning, run the pipeline as of
+yesterday; any past day (or range of days) can be run again as a partition backfill."""
 
 
 import os
@@ -9,22 +10,45 @@ import dagster as dg
 
 from orchestration.config import load_config
 
+RUN_DATE_OPS = ("ulm_dbt_staging", "ulm_dbt_models", "churn_model",
+                "ml__user_churn_scores", "ml__user_clv", "clv_holdout_check",
+                "ml__winback_targets", "ulm_dbt_after_ml", "serving_database")
+DBT_OPS = ("ulm_dbt_staging", "ulm_dbt_models", "ulm_dbt_after_ml")
+
+
+def run_config_for(as_of: str, full_refresh: bool = False) -> dict:
+    """Run config that pins every op that needs it to the same business date."""
+    ops = {op: {"config": {"as_of": as_of}} for op in RUN_DATE_OPS}
+    if full_refresh:
+        for op in DBT_OPS:
+            ops[op]["config"]["full_refresh"] = True
+    return {"ops": ops}
+
+
+def daily_partitions() -> dg.DailyPartitionsDefinition:
+    """One partition per business date (in the business time zone), from
+    `schedule.partitions_start_date` to yesterday. A partition is a whole run as of that
+    date: every model describes the business on that day, built from all history."""
+    config = load_config(os.environ.get("ULM_CONFIG") or None)
+    return dg.DailyPartitionsDefinition(start_date=config.schedule.partitions_start_date,
+                                        timezone=config.business_timezone)
+
+
+partitioned_run_config = dg.PartitionedConfig(
+    partitions_def=daily_partitions(),
+    run_config_for_partition_key_fn=run_config_for,
+    tags_for_partition_key_fn=lambda key: {"as_of": key},
+)
+
 daily_job = dg.define_asset_job(
     "ulm_daily",
     selection=dg.AssetSelection.all(),
     description="Land the raw files, build and test every dbt model, train and score, check "
-                "between every stage, publish serving.duckdb.",
+                "between every stage, publish serving.duckdb. One partition per business "
+                "date: backfill a range from the job's Partitions tab (runs go one at a time).",
+    config=partitioned_run_config,
     executor_def=dg.in_process_executor,
 )
-
-RUN_DATE_OPS = ("ulm_dbt_staging", "ulm_dbt_models", "churn_model",
-                "ml__user_churn_scores", "ml__user_clv", "clv_holdout_check",
-                "ml__winback_targets", "ulm_dbt_after_ml", "serving_database")
-
-
-def run_config_for(as_of: str) -> dict:
-    """Run config that pins every op that needs it to the same business date."""
-    return {"ops": {op: {"config": {"as_of": as_of}} for op in RUN_DATE_OPS}}
 
 
 @dg.schedule(name="ulm_daily_schedule", job=daily_job, cron_schedule="0 3 * * *",
@@ -35,4 +59,4 @@ def daily_schedule(context: dg.ScheduleEvaluationContext):
     config = load_config(os.environ.get("ULM_CONFIG") or None)
     local = context.scheduled_execution_time.astimezone(ZoneInfo(config.business_timezone))
     as_of = (local.date() - timedelta(days=1)).isoformat()
-    return dg.RunRequest(run_key=as_of, run_config=run_config_for(as_of), tags={"as_of": as_of})
+    return dg.RunRequest(run_key=as_of, partition_key=as_of, tags={"as_of": as_of})

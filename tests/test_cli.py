@@ -1,6 +1,6 @@
 import pytest
 
-from orchestration.cli import main
+from orchestration.cli import UserError, backfill_dates, main
 
 
 def test_bad_config_is_exit_2_with_one_paragraph(tmp_path, capsys):
@@ -55,3 +55,18 @@ def test_ui_needs_the_key_outside_a_demo_warehouse(tmp_path, capsys, monkeypatch
     monkeypatch.delenv("ULM_PII_KEY")
     assert main(["ui", "--warehouse", str(tmp_path / "wh"), "--raw-dir", str(tmp_path)]) == 2
     assert "ULM_PII_KEY" in capsys.readouterr().err
+
+
+def test_backfill_dates_are_inclusive_and_oldest_first():
+    assert backfill_dates("2026-02-27", "2026-03-01") == ["2026-02-27", "2026-02-28",
+                                                          "2026-03-01"]
+    assert backfill_dates("2026-03-01", "2026-03-01") == ["2026-03-01"]
+    with pytest.raises(UserError, match="before"):
+        backfill_dates("2026-03-02", "2026-03-01")
+
+
+def test_backfill_rejects_bad_dates(tmp_path, capsys):
+    code = main(["backfill", "--raw-dir", str(tmp_path), "--start", "2026-13-01",
+                 "--end", "2026-03-01"])
+    assert code == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
@@ -181,17 +182,28 @@ def test_dbt_unit_tests_pass(small_world):
     assert "PASS=" in proc.stdout and "ERROR=0" in proc.stdout
 
 
-def test_rerun_is_idempotent_and_a_corrupt_file_blocks_without_touching_serving(
+def test_backfill_rerun_is_idempotent_and_a_corrupt_file_blocks_without_touching_serving(
         small_world, tmp_path, capsys):
     raw, warehouse = tmp_path / "raw", tmp_path / "warehouse"
     shutil.copytree(small_world.raw, raw)
     shutil.copytree(small_world.warehouse, warehouse)
     serving = warehouse / "serving.duckdb"
     before = table_digest(serving, "dim_users", "user_key")
+    # a backfill of the day before and the same as-of again: one partition run per date,
+    # oldest first; the same as-of gives the same serving data (its staging incremental:
+    # nothing new to stage)
+    day_before = (pd.Timestamp(small_world.as_of) - pd.Timedelta(days=1)).date().isoformat()
+    assert main(["backfill", "--raw-dir", str(raw), "--warehouse", str(warehouse),
+                 "--start", day_before, "--end", small_world.as_of]) == 0
+    assert table_digest(serving, "dim_users", "user_key") == before
+    assert q(serving, "select distinct as_of_date from marts.dim_users")[0][0].isoformat() \
+        == small_world.as_of
+    instance = dg.DagsterInstance.from_config(str(warehouse / "dagster_home"))
+    partitions = [r.tags.get("dagster/partition") for r in instance.get_runs(limit=2)]
+    assert partitions == [small_world.as_of, day_before]  # newest first
+
     args = ["run", "--raw-dir", str(raw), "--warehouse", str(warehouse),
             "--as-of", small_world.as_of]
-    assert main(args) == 0
-    assert table_digest(serving, "dim_users", "user_key") == before
 
     published = serving.read_bytes()
     bad = raw / "events" / "month=2026-11" / "late-delivery.parquet"

@@ -29,12 +29,15 @@ class Size:
     users: int
     days: int
     events_per_active_day: float  # 6.6 gives ~100 events per person-year: 10M at 100k users
+    # DuckDB's memory for the dbt models (engine.memory_limit), sized so that it, the
+    # pipeline's own process and dbt's stay under the size's peak-memory bar (design.md)
+    memory_limit: str
 
 
 SIZES = {
-    "demo": Size(users=5_000, days=365, events_per_active_day=5.0),
-    "medium": Size(users=100_000, days=365, events_per_active_day=6.6),
-    "large": Size(users=1_000_000, days=365, events_per_active_day=6.6),
+    "demo": Size(users=5_000, days=365, events_per_active_day=5.0, memory_limit="1.5GB"),
+    "medium": Size(users=100_000, days=365, events_per_active_day=6.6, memory_limit="2.5GB"),
+    "large": Size(users=1_000_000, days=365, events_per_active_day=6.6, memory_limit="5.5GB"),
 }
 
 # Dagster step -> the benchmark stage it belongs to; every other step is an asset check.
@@ -288,6 +291,7 @@ class BenchmarkResult:
     dbt_step_seconds: dict[str, float] = field(default_factory=dict)
     floor_seconds: dict[str, float] = field(default_factory=dict)
     floor_peak_bytes: int = 0
+    memory_limit: str = ""  # engine.memory_limit of the run
 
     @property
     def dbt_overhead(self) -> float | None:
@@ -308,7 +312,8 @@ def _gb(n: int) -> str:
 
 
 def format_table(r: BenchmarkResult) -> str:
-    lines = [f"ULM benchmark: {r.size} ({r.users:,} users, {r.days} days, {r.events:,} events)",
+    lines = [f"ULM benchmark: {r.size} ({r.users:,} users, {r.days} days, {r.events:,} events; "
+             f"DuckDB memory limit {r.memory_limit})",
              "", f"{'stage':<24}{'wall s':>10}{'peak memory':>14}{'steps':>7}",
              "-" * 55]
     lines.append(f"{'generate (not in run)':<24}{r.generate_seconds:>10.1f}{'':>14}{'':>7}")
@@ -337,6 +342,7 @@ def format_table(r: BenchmarkResult) -> str:
 
 def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor: bool = True,
                   reuse_data: bool = False, say=print) -> BenchmarkResult:
+    """Without a config file, the size's DuckDB memory limit is the only setting changed."""
     from orchestration.cli import _dagster_home
     from orchestration.config import dbt_vars, load_config
     from orchestration.generator import GeneratorSettings, generate
@@ -357,6 +363,10 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
         report = generate(data, settings)
         events, gen_seconds = report.rows.get("events", 0), report.seconds
     shutil.rmtree(warehouse, ignore_errors=True)  # a full run from nothing
+    if not config_path:
+        config_file = out_dir / "benchmark_config.yaml"
+        config_file.write_text(f"engine:\n  memory_limit: {size.memory_limit}\n")
+        config_path = str(config_file)
 
     # the pipeline runs as its own process, so its memory is its own (not the generator's)
     log_path = out_dir / "pipeline.log"
@@ -397,6 +407,7 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
         peak_bytes=max(sampler.peak(), usage.ru_maxrss * 1024), succeeded=code == 0,
         stages=stage_table(steps, windows, sampler.peak),
         dbt_step_seconds={s.key: s.seconds for s in steps if s.key in DBT_STEPS},
+        memory_limit=load_config(config_path).engine.memory_limit,
     )
     if floor and code == 0:
         say("running the SQL floor (compiled dbt SQL directly in DuckDB) ...")

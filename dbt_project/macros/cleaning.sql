@@ -9,20 +9,19 @@
 {% macro parse_ts(col) -%}
     case
         when {{ clean_text(col) }} is null then null
-        when regexp_matches(trim({{ col }}), '(Z|z|[+-]\d{2}(:?\d{2})?)$')
-            then timezone('UTC', try_cast(trim({{ col }}) as timestamptz))
-        else timezone('UTC', timezone('{{ var("source_timezone") }}', try_cast(trim({{ col }}) as timestamp)))
+        when {{ has_utc_offset("trim(" ~ col ~ ")") }} then {{ offset_text_to_utc("trim(" ~ col ~ ")") }}
+        else {{ local_to_utc("try_cast(trim(" ~ col ~ ") as timestamp)", var("source_timezone")) }}
     end
 {%- endmacro %}
 
 {#- The business-calendar date of a UTC timestamp. -#}
 {% macro business_date(col) -%}
-    cast(timezone('{{ var("business_timezone") }}', timezone('UTC', {{ col }})) as date)
+    cast({{ utc_to_local(col, var("business_timezone")) }} as date)
 {%- endmacro %}
 
 {#- First instant after the as-of business day, in UTC: data at or after it is not used. -#}
 {% macro as_of_end_utc() -%}
-    timezone('UTC', timezone('{{ var("business_timezone") }}', cast(date '{{ var("as_of_date") }}' + interval 1 day as timestamp)))
+    {{ local_to_utc("cast(date '" ~ var("as_of_date") ~ "' + interval 1 day as timestamp)", var("business_timezone")) }}
 {%- endmacro %}
 
 {% macro as_of_date() -%}

@@ -10,38 +10,34 @@
     {%- if execute and flags.WHICH in ('run', 'build') -%}
         {%- set s = 'identity_work' -%}
         {% do run_query('create schema if not exists ' ~ s) %}
-        {% do run_query(
-            'create or replace table ' ~ s ~ '.cc_edges as '
-            ~ 'select src, dst from (' ~ edges_sql ~ ') e where src <> dst '
+        {% do replace_work_table(s ~ '.cc_edges',
+            'select src, dst from (' ~ edges_sql ~ ') e where src <> dst '
             ~ 'union select dst, src from (' ~ edges_sql ~ ') e where src <> dst'
         ) %}
-        {% do run_query(
-            'create or replace table ' ~ s ~ '.cc_labels as '
-            ~ 'select distinct node_id, node_id as label from (' ~ nodes_sql ~ ') n'
+        {% do replace_work_table(s ~ '.cc_labels',
+            'select distinct node_id, node_id as label from (' ~ nodes_sql ~ ') n'
         ) %}
         {%- set state = namespace(converged=false, rounds=0) -%}
         {%- for round in range(max_rounds) -%}
             {%- if not state.converged -%}
                 {#- 1. take the smallest label among yourself and your neighbours -#}
-                {% do run_query(
-                    'create or replace table ' ~ s ~ '.cc_step as '
-                    ~ 'select l.node_id, least(l.label, coalesce(min(n.label), l.label)) as label '
+                {% do replace_work_table(s ~ '.cc_step',
+                    'select l.node_id, least(l.label, coalesce(min(n.label), l.label)) as label '
                     ~ 'from ' ~ s ~ '.cc_labels l '
                     ~ 'left join ' ~ s ~ '.cc_edges e on e.src = l.node_id '
                     ~ 'left join ' ~ s ~ '.cc_labels n on n.node_id = e.dst '
                     ~ 'group by l.node_id, l.label'
                 ) %}
                 {#- 2. pointer jumping: adopt your label's label -#}
-                {% do run_query(
-                    'create or replace table ' ~ s ~ '.cc_next as '
-                    ~ 'select a.node_id, least(a.label, coalesce(b.label, a.label)) as label '
+                {% do replace_work_table(s ~ '.cc_next',
+                    'select a.node_id, least(a.label, coalesce(b.label, a.label)) as label '
                     ~ 'from ' ~ s ~ '.cc_step a left join ' ~ s ~ '.cc_step b on b.node_id = a.label'
                 ) %}
                 {%- set changed = run_query(
                     'select count(*) from ' ~ s ~ '.cc_next a join ' ~ s ~ '.cc_labels b '
                     ~ 'on a.node_id = b.node_id where a.label <> b.label'
                 ).columns[0].values()[0] -%}
-                {% do run_query('create or replace table ' ~ s ~ '.cc_labels as select * from ' ~ s ~ '.cc_next') %}
+                {% do replace_work_table(s ~ '.cc_labels', 'select * from ' ~ s ~ '.cc_next') %}
                 {%- set state.rounds = state.rounds + 1 -%}
                 {%- if changed == 0 -%}{%- set state.converged = true -%}{%- endif -%}
             {%- endif -%}

@@ -10,17 +10,17 @@
     number gets the configured default code. Fewer than 7 digits is not a phone. -#}
 {% macro normalize_phone(col) -%}
     case
-        when length(regexp_replace(coalesce({{ col }}, ''), '[^0-9]', '', 'g')) < 7 then null
-        when trim({{ col }}) like '+%' then regexp_replace({{ col }}, '[^0-9]', '', 'g')
-        when regexp_replace({{ col }}, '[^0-9]', '', 'g') like '00%'
-            then substr(regexp_replace({{ col }}, '[^0-9]', '', 'g'), 3)
+        when length({{ regexp_replace_all("coalesce(" ~ col ~ ", '')", '[^0-9]', '') }}) < 7 then null
+        when trim({{ col }}) like '+%' then {{ regexp_replace_all(col, '[^0-9]', '') }}
+        when {{ regexp_replace_all(col, '[^0-9]', '') }} like '00%'
+            then substr({{ regexp_replace_all(col, '[^0-9]', '') }}, 3)
         else '{{ var("default_phone_country_code") }}'
-            || ltrim(regexp_replace({{ col }}, '[^0-9]', '', 'g'), '0')
+            || {{ ltrim_chars(regexp_replace_all(col, '[^0-9]', ''), '0') }}
     end
 {%- endmacro %}
 
 {% macro pii_hash(kind, normalized_expr) -%}
-    case when ({{ normalized_expr }}) is not null then
-        sha256((select pii_key.key from {{ source('landing', 'pii_key') }} as pii_key) || '|{{ kind }}|' || ({{ normalized_expr }}))
-    end
+    {%- set keyed = "(select pii_key.key from " ~ source('landing', 'pii_key') ~ " as pii_key) || '|"
+        ~ kind ~ "|' || (" ~ normalized_expr ~ ")" -%}
+    case when ({{ normalized_expr }}) is not null then {{ sha256_hex(keyed) }} end
 {%- endmacro %}

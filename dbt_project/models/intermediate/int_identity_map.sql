@@ -30,7 +30,7 @@ labelled as (
 anchors as (
     select
         label,
-        arg_min(node_id, strftime(first_seen_at, '%Y%m%d%H%M%S') || node_id) as anchor_node
+        {{ value_at_min('node_id', sortable_timestamp('first_seen_at') ~ ' || node_id') }} as anchor_node
     from labelled
     group by label
 ),

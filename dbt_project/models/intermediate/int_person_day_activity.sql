@@ -24,8 +24,8 @@ event_days as (
         count(*) filter (
             where event_type in ('subscription_start', 'subscription_renew')
         ) as subscription_payments,
-        count(try_cast(json_extract_string(properties, '$.nps') as integer)) as nps_responses,
-        sum(try_cast(json_extract_string(properties, '$.nps') as integer)) as nps_total,
+        count(try_cast({{ json_text('properties', '$.nps') }} as integer)) as nps_responses,
+        sum(try_cast({{ json_text('properties', '$.nps') }} as integer)) as nps_total,
         count(*) filter (where event_type = 'subscription_cancel') as subscription_cancels,
         count(*) filter (where channel like 'app%') as app_events,
         count(*) filter (where channel = 'web') as web_events,

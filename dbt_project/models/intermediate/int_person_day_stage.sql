@@ -37,15 +37,8 @@ days as (
         milestones.signup_date,
         milestones.activation_date,
         milestones.is_activated_in_window,
-        cast(calendar.day as date) as day
-    from milestones,
-        lateral (
-            select unnest(generate_series(
-                cast(milestones.first_seen_date as timestamp),
-                cast({{ as_of_date() }} as timestamp),
-                interval 1 day
-            )) as day
-        ) as calendar
+        calendar.day
+    from {{ each_day('milestones', 'milestones.first_seen_date', as_of_date(), 'calendar') }}
 ),
 
 marked as (
@@ -75,7 +68,7 @@ churn as (
         signup_date is not null
         and day >= signup_date
         and (
-            day - last_active_date >= {{ var('lifecycle_churned_after_days') }}
+            {{ days_between('last_active_date', 'day') }} >= {{ var('lifecycle_churned_after_days') }}
             or (last_lapse_date is not null and last_lapse_date > last_active_date)
         ) as is_churned
     from clocks
@@ -103,16 +96,16 @@ final as (
         user_key,
         day,
         has_activity as is_active,
-        day - last_activity_date as days_since_activity,
+        {{ days_between('last_activity_date', 'day') }} as days_since_activity,
         case
             when signup_date is null or day < signup_date then 'prospect'
             when is_churned then 'churned'
-            when day - last_active_date >= {{ var('lifecycle_dormant_after_days') }} then 'dormant'
-            when day - last_reactivation_date < {{ var('lifecycle_reactivated_period_days') }} then 'reactivated'
+            when {{ days_between('last_active_date', 'day') }} >= {{ var('lifecycle_dormant_after_days') }} then 'dormant'
+            when {{ days_between('last_reactivation_date', 'day') }} < {{ var('lifecycle_reactivated_period_days') }} then 'reactivated'
             when activation_date is null or day < activation_date then 'new'
             when
                 is_activated_in_window
-                and day - activation_date < {{ var('lifecycle_activated_period_days') }} then 'activated'
+                and {{ days_between('activation_date', 'day') }} < {{ var('lifecycle_activated_period_days') }} then 'activated'
             else 'active'
         end as lifecycle_stage
     from return_clock

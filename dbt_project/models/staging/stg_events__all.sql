@@ -1,8 +1,10 @@
 {#- Every raw event row, typed, with the contract rule it breaks (if any) and its rank among
     redeliveries of the same event_id. stg_events and the quarantine read this. -#}
+{#- incremental by file on DuckDB; a plain table where delete+insert is not available
+    (Spark without Delta: use Delta's merge there for incremental runs) -#}
 {{
     config(
-        materialized="incremental",
+        materialized=("incremental" if target.type == "duckdb" else "table"),
         incremental_strategy="delete+insert",
         unique_key="event_id",
         pre_hook="{{ unstage_changed_files('events') }}",
@@ -36,11 +38,7 @@ typed as (
         {{ parse_amount('amount') }} as amount,
         coalesce(upper({{ clean_text('currency') }}), '{{ var("currency") }}') as currency,
         -- attributes: declared properties merged with unknown extra columns
-        case
-            when {{ clean_text('properties') }} is null then _extra
-            when json_valid(properties) and json_type(properties::json) = 'OBJECT'
-                then (json_merge_patch(coalesce(_extra, '{}'), properties))::varchar
-        end as properties,
+        {{ merged_properties('properties', '_extra') }} as properties,
         -- lineage and the raw text needed to explain a rejection
         _file,
         _file_modified_at,

@@ -1,8 +1,10 @@
 {#- Every raw order row, typed, with the rule it breaks (if any) and its version rank: a
     repeated order_id is a newer version of the same order, latest updated_at wins. -#}
+{#- incremental by file on DuckDB; a plain table where delete+insert is not available
+    (Spark without Delta: use Delta's merge there for incremental runs) -#}
 {{
     config(
-        materialized="incremental",
+        materialized=("incremental" if target.type == "duckdb" else "table"),
         incremental_strategy="delete+insert",
         unique_key="order_id",
         pre_hook="{{ unstage_changed_files('orders') }}",

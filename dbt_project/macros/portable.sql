@@ -1,0 +1,183 @@
+{#- The few places where DuckDB and Spark SQL spell the same thing differently. The models
+    call these; `default__` is DuckDB (the warehouse ULM ships with), `spark__` is the
+    dbt-spark target (`--target spark`, see README "Scaling out"). -#}
+
+{% macro sha256_hex(expr) -%}
+    {{ return(adapter.dispatch('sha256_hex')(expr)) }}
+{%- endmacro %}
+{% macro default__sha256_hex(expr) -%}
+    sha256({{ expr }})
+{%- endmacro %}
+{% macro spark__sha256_hex(expr) -%}
+    sha2({{ expr }}, 256)
+{%- endmacro %}
+
+{#- Every match replaced (DuckDB needs the 'g' flag; Spark always replaces all). -#}
+{% macro regexp_replace_all(expr, pattern, replacement) -%}
+    {{ return(adapter.dispatch('regexp_replace_all')(expr, pattern, replacement)) }}
+{%- endmacro %}
+{% macro default__regexp_replace_all(expr, pattern, replacement) -%}
+    regexp_replace({{ expr }}, '{{ pattern }}', '{{ replacement }}', 'g')
+{%- endmacro %}
+{% macro spark__regexp_replace_all(expr, pattern, replacement) -%}
+    regexp_replace({{ expr }}, '{{ pattern }}', '{{ replacement }}')
+{%- endmacro %}
+
+{#- Leading characters removed (Spark's two-argument ltrim takes them first). -#}
+{% macro ltrim_chars(expr, chars) -%}
+    {{ return(adapter.dispatch('ltrim_chars')(expr, chars)) }}
+{%- endmacro %}
+{% macro default__ltrim_chars(expr, chars) -%}
+    ltrim({{ expr }}, '{{ chars }}')
+{%- endmacro %}
+{% macro spark__ltrim_chars(expr, chars) -%}
+    trim(leading '{{ chars }}' from {{ expr }})
+{%- endmacro %}
+
+{#- Does the text end in a UTC offset (Z, +08:00, -0500, +00)? -#}
+{% macro has_utc_offset(expr) -%}
+    {{ return(adapter.dispatch('has_utc_offset')(expr)) }}
+{%- endmacro %}
+{% macro default__has_utc_offset(expr) -%}
+    regexp_matches({{ expr }}, '(Z|z|[+-]\d{2}(:?\d{2})?)$')
+{%- endmacro %}
+{% macro spark__has_utc_offset(expr) -%}
+    {{ expr }} rlike '(Z|z|[+-]\\d{2}(:?\\d{2})?)$'
+{%- endmacro %}
+
+{#- Text with an offset, as the UTC instant it names; null when unreadable. -#}
+{% macro offset_text_to_utc(expr) -%}
+    {{ return(adapter.dispatch('offset_text_to_utc')(expr)) }}
+{%- endmacro %}
+{% macro default__offset_text_to_utc(expr) -%}
+    timezone('UTC', try_cast({{ expr }} as timestamptz))
+{%- endmacro %}
+{% macro spark__offset_text_to_utc(expr) -%}
+    {#- the session time zone is UTC (profile), so the instant reads as UTC wall time -#}
+    try_cast({{ expr }} as timestamp)
+{%- endmacro %}
+
+{#- A wall-clock time in time zone `tz` as UTC (and back). -#}
+{% macro local_to_utc(expr, tz) -%}
+    {{ return(adapter.dispatch('local_to_utc')(expr, tz)) }}
+{%- endmacro %}
+{% macro default__local_to_utc(expr, tz) -%}
+    timezone('UTC', timezone('{{ tz }}', {{ expr }}))
+{%- endmacro %}
+{% macro spark__local_to_utc(expr, tz) -%}
+    to_utc_timestamp({{ expr }}, '{{ tz }}')
+{%- endmacro %}
+
+{% macro utc_to_local(expr, tz) -%}
+    {{ return(adapter.dispatch('utc_to_local')(expr, tz)) }}
+{%- endmacro %}
+{% macro default__utc_to_local(expr, tz) -%}
+    timezone('{{ tz }}', timezone('UTC', {{ expr }}))
+{%- endmacro %}
+{% macro spark__utc_to_local(expr, tz) -%}
+    from_utc_timestamp({{ expr }}, '{{ tz }}')
+{%- endmacro %}
+
+{#- Event properties: the declared JSON object merged over the unknown extra columns
+    (already a JSON object); null when the declared text is not a JSON object. -#}
+{% macro merged_properties(properties, extra) -%}
+    {{ return(adapter.dispatch('merged_properties')(properties, extra)) }}
+{%- endmacro %}
+{% macro default__merged_properties(properties, extra) -%}
+    case
+        when {{ clean_text(properties) }} is null then {{ extra }}
+        when json_valid({{ properties }}) and json_type({{ properties }}::json) = 'OBJECT'
+            then (json_merge_patch(coalesce({{ extra }}, '{}'), {{ properties }}))::varchar
+    end
+{%- endmacro %}
+{% macro spark__merged_properties(properties, extra) -%}
+    case
+        when {{ clean_text(properties) }} is null then {{ extra }}
+        when from_json({{ properties }}, 'map<string,string>') is null then null
+        when {{ extra }} is null then {{ properties }}
+        else to_json(map_concat(
+            from_json({{ extra }}, 'map<string,string>'),
+            from_json({{ properties }}, 'map<string,string>')
+        ))
+    end
+{%- endmacro %}
+
+{#- Replace a work table with the result of a query (connected components' rounds). Spark
+    tables without Delta cannot be replaced in one statement. -#}
+{% macro replace_work_table(name, sql) -%}
+    {{ return(adapter.dispatch('replace_work_table')(name, sql)) }}
+{%- endmacro %}
+{% macro default__replace_work_table(name, sql) -%}
+    {% do run_query('create or replace table ' ~ name ~ ' as ' ~ sql) %}
+{%- endmacro %}
+{% macro spark__replace_work_table(name, sql) -%}
+    {#- materialise first: the query may read the table it replaces -#}
+    {% do run_query('drop table if exists ' ~ name ~ '__new') %}
+    {% do run_query('create table ' ~ name ~ '__new using parquet as ' ~ sql) %}
+    {% do run_query('drop table if exists ' ~ name) %}
+    {% do run_query('alter table ' ~ name ~ '__new rename to ' ~ name) %}
+{%- endmacro %}
+
+{#- The value on the row with the smallest key, per group. -#}
+{% macro value_at_min(value, key) -%}
+    {{ return(adapter.dispatch('value_at_min')(value, key)) }}
+{%- endmacro %}
+{% macro default__value_at_min(value, key) -%}
+    arg_min({{ value }}, {{ key }})
+{%- endmacro %}
+{% macro spark__value_at_min(value, key) -%}
+    min_by({{ value }}, {{ key }})
+{%- endmacro %}
+
+{#- A timestamp as text that sorts like the timestamp (to the second). -#}
+{% macro sortable_timestamp(expr) -%}
+    {{ return(adapter.dispatch('sortable_timestamp')(expr)) }}
+{%- endmacro %}
+{% macro default__sortable_timestamp(expr) -%}
+    strftime({{ expr }}, '%Y%m%d%H%M%S')
+{%- endmacro %}
+{% macro spark__sortable_timestamp(expr) -%}
+    date_format({{ expr }}, 'yyyyMMddHHmmss')
+{%- endmacro %}
+
+{#- A scalar at a JSON path, as text (null when absent or not JSON). -#}
+{% macro json_text(expr, path) -%}
+    {{ return(adapter.dispatch('json_text')(expr, path)) }}
+{%- endmacro %}
+{% macro default__json_text(expr, path) -%}
+    json_extract_string({{ expr }}, '{{ path }}')
+{%- endmacro %}
+{% macro spark__json_text(expr, path) -%}
+    get_json_object({{ expr }}, '{{ path }}')
+{%- endmacro %}
+
+{#- FROM-clause: each row of `relation` once per day from start_date to end_date, the day
+    in column `<alias>.day` (a date). -#}
+{% macro each_day(relation, start_date, end_date, alias) -%}
+    {{ return(adapter.dispatch('each_day')(relation, start_date, end_date, alias)) }}
+{%- endmacro %}
+{% macro default__each_day(relation, start_date, end_date, alias) -%}
+    {{ relation }},
+        lateral (
+            select cast(unnest(generate_series(
+                cast({{ start_date }} as timestamp),
+                cast({{ end_date }} as timestamp),
+                interval 1 day
+            )) as date) as day
+        ) as {{ alias }}
+{%- endmacro %}
+{% macro spark__each_day(relation, start_date, end_date, alias) -%}
+    {{ relation }}
+        lateral view explode(sequence({{ start_date }}, {{ end_date }}, interval 1 day)) {{ alias }} as day
+{%- endmacro %}
+
+{#- Whole days from date a to date b (b - a). -#}
+{% macro days_between(a, b) -%}
+    {{ return(adapter.dispatch('days_between')(a, b)) }}
+{%- endmacro %}
+{% macro default__days_between(a, b) -%}
+    ({{ b }} - {{ a }})
+{%- endmacro %}
+{% macro spark__days_between(a, b) -%}
+    datediff({{ b }}, {{ a }})
+{%- endmacro %}

@@ -1,0 +1,85 @@
+"""The benchmark's bookkeeping: stages from Dagster steps, the SQL floor's build order, and
+memory read from /proc (the real measurement runs with `ulm benchmark`)."""
+
+import os
+import subprocess
+import sys
+import time
+
+import duckdb
+
+from orchestration.benchmark import (
+    STAGES,
+    BenchmarkResult,
+    StepTiming,
+    build_order,
+    dbt_stage_of,
+    format_table,
+    run_floor,
+    stage_table,
+    tree_rss,
+)
+
+
+def test_steps_group_into_stages_and_identity_moves_out_of_the_model_build():
+    steps = [StepTiming("raw_landing", 0, 2), StepTiming("ulm_dbt_staging", 2, 12),
+             StepTiming("staging__stg_events_gx_stg_events", 12, 13),
+             StepTiming("ulm_dbt_models", 13, 33), StepTiming("churn_model", 33, 40),
+             StepTiming("serving_database", 40, 41)]
+    peaks = {(0, 2): 100, (2, 12): 900, (12, 13): 300, (13, 33): 700, (33, 40): 400,
+             (40, 41): 50, (15, 19): 650}
+    stages = {s.name: s for s in stage_table(steps, [(15, 19)], lambda a, b: peaks[(a, b)])}
+    assert list(stages) == STAGES
+    assert stages["ingest"].seconds == 12 and stages["ingest"].peak_bytes == 900
+    assert stages["identity"].seconds == 4 and stages["identity"].peak_bytes == 650
+    assert stages["lifecycle marts"].seconds == 16  # 20 s build less 4 s of identity models
+    assert stages["checks"].seconds == 1 and stages["checks"].steps == 1
+    assert stages["churn train"].seconds == 7 and stages["publish"].seconds == 1
+    assert sum(s.seconds for s in stages.values()) == 41
+
+
+def test_floor_runs_models_after_what_they_read_and_counts_tests_with_their_model(tmp_path):
+    nodes = {
+        "model.ulm.b": {"resource_type": "model", "depends_on": {"nodes": ["model.ulm.a"]},
+                        "relation_name": "main.b", "config": {"materialized": "table"},
+                        "compiled_code": "select x + 1 as x from main.a", "tags": [],
+                        "original_file_path": "models/marts/b.sql"},
+        "model.ulm.a": {"resource_type": "model", "depends_on": {"nodes": []},
+                        "relation_name": "main.a", "config": {"materialized": "table"},
+                        "compiled_code": "select 1 as x", "tags": [],
+                        "original_file_path": "models/staging/a.sql"},
+        "test.ulm.b_positive": {"resource_type": "test", "depends_on": {"nodes": ["model.ulm.b"]},
+                                "attached_node": "model.ulm.b", "config": {},
+                                "compiled_code": "select * from main.b where x <= 0"},
+    }
+    assert build_order(nodes) == ["model.ulm.a", "model.ulm.b", "test.ulm.b_positive"]
+    assert dbt_stage_of(nodes["model.ulm.a"]) == "ulm_dbt_staging"
+    assert dbt_stage_of(nodes["model.ulm.b"]) == "ulm_dbt_models"
+    seconds = run_floor({"nodes": nodes}, tmp_path / "work.duckdb", "500MB")
+    assert set(seconds) == {"ulm_dbt_staging", "ulm_dbt_models", "ulm_dbt_after_ml"}
+    with duckdb.connect(str(tmp_path / "work.duckdb")) as con:
+        assert con.execute("select x from main.b").fetchall() == [(2,)]
+
+
+def test_tree_rss_counts_child_processes():
+    alone = tree_rss(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c",
+                              "b = bytearray(200_000_000); import time; time.sleep(3)"])
+    try:
+        time.sleep(1.5)
+        assert tree_rss(os.getpid()) > alone + 150_000_000
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_table_prints_every_stage_and_the_overhead():
+    r = BenchmarkResult("demo", 10, 30, 1000, 1.0, 1000.0, 60.0, 50.0, 1.0, 2_000_000_000, True,
+                        stages=stage_table([StepTiming("ulm_dbt_staging", 0, 10)], [],
+                                           lambda a, b: 10**9),
+                        dbt_step_seconds={"ulm_dbt_staging": 10.0},
+                        floor_seconds={"ulm_dbt_staging": 8.0}, memory_limit="1GB")
+    text = format_table(r)
+    assert all(stage in text for stage in STAGES)
+    assert "+25%" in text and r.dbt_overhead == 0.25
+    assert r.as_json()["dbt_overhead"] == 0.25

@@ -166,3 +166,16 @@ def test_promotion_and_retraining_rules():
     a = registry.version_id("2026-01-10", "abc", {"x": 1})
     assert a == registry.version_id("2026-01-10", "abc", {"x": 1}) != registry.version_id(
         "2026-01-10", "abc", {"x": 2})
+
+
+def test_scoring_partitions_gives_the_same_answers_as_scoring_everyone(trained):
+    # what a Spark mapInPandas or Dask map_partitions does: score each partition on its own
+    frame, _, models = trained
+    args = (models.booster, models.best_iteration, models.calibrator, models.categories,
+            models.features)
+    whole_p, whole_c = churn.booster_probabilities(*args, frame)
+    parts = [churn.booster_probabilities(*args, part) for part in
+             (frame.iloc[:700], frame.iloc[700:1500], frame.iloc[1500:])]
+    np.testing.assert_allclose(np.concatenate([p for p, _ in parts]), whole_p, rtol=1e-6)
+    np.testing.assert_allclose(np.concatenate([c for _, c in parts]), whole_c, rtol=1e-5,
+                               atol=1e-6)

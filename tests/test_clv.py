@@ -156,3 +156,12 @@ def test_too_little_history_is_a_clear_error():
                          "amount": [1.0, 2.0, 3.0]})
     with pytest.raises(clv.ClvFitError, match="1 people with a repeat purchase"):
         clv.fit(clv.purchase_summary(days, "2026-02-01"))
+
+
+def test_predicting_partitions_gives_the_same_answers_as_predicting_everyone(cdnow):
+    summary, fit = cdnow
+    whole = clv.predict(fit, summary, 12, 0.10)
+    parts = pd.concat([clv.predict(fit, part, 12, 0.10)
+                       for part in (summary.iloc[:500], summary.iloc[500:1700],
+                                    summary.iloc[1700:])])
+    pd.testing.assert_frame_equal(parts, whole)

@@ -30,14 +30,18 @@ class Size:
     days: int
     events_per_active_day: float  # 6.6 gives ~100 events per person-year: 10M at 100k users
     # DuckDB's memory for the dbt models (engine.memory_limit), sized so that it, the
-    # pipeline's own process and dbt's stay under the size's peak-memory bar (design.md)
+    # pipeline's own process and dbt's stay under the size's peak-memory bar (design.md);
+    # models one at a time (engine.dbt_threads) where two at once would share too little
     memory_limit: str
+    dbt_threads: int = 2
 
 
 SIZES = {
     "demo": Size(users=5_000, days=365, events_per_active_day=5.0, memory_limit="1.5GB"),
-    "medium": Size(users=100_000, days=365, events_per_active_day=6.6, memory_limit="2.5GB"),
-    "large": Size(users=1_000_000, days=365, events_per_active_day=6.6, memory_limit="5.5GB"),
+    "medium": Size(users=100_000, days=365, events_per_active_day=6.6, memory_limit="2.5GB",
+                   dbt_threads=1),
+    "large": Size(users=1_000_000, days=365, events_per_active_day=6.6, memory_limit="5.5GB",
+                  dbt_threads=1),
 }
 
 # Dagster step -> the benchmark stage it belongs to; every other step is an asset check.
@@ -342,7 +346,8 @@ def format_table(r: BenchmarkResult) -> str:
 
 def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor: bool = True,
                   reuse_data: bool = False, say=print) -> BenchmarkResult:
-    """Without a config file, the size's DuckDB memory limit is the only setting changed."""
+    """Without a config file, the size's DuckDB memory limit and dbt threads are the only
+    settings changed."""
     from orchestration.cli import _dagster_home
     from orchestration.config import dbt_vars, load_config
     from orchestration.generator import GeneratorSettings, generate
@@ -365,7 +370,8 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
     shutil.rmtree(warehouse, ignore_errors=True)  # a full run from nothing
     if not config_path:
         config_file = out_dir / "benchmark_config.yaml"
-        config_file.write_text(f"engine:\n  memory_limit: {size.memory_limit}\n")
+        config_file.write_text(f"engine:\n  memory_limit: {size.memory_limit}\n"
+                               f"  dbt_threads: {size.dbt_threads}\n")
         config_path = str(config_file)
 
     # the pipeline runs as its own process, so its memory is its own (not the generator's)

@@ -273,6 +273,10 @@ class EngineConfig(_Section):
         "3GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory DuckDB may use for the dbt models before spilling to "
                     "WAREHOUSE/work.duckdb.tmp (e.g. 3GB, 12GiB).")
+    dbt_threads: int = Field(
+        2, ge=1, le=64,
+        description="dbt models built at the same time. They share `memory_limit` (each "
+                    "query already uses every core): use 1 for the largest data.")
 
 
 class ScheduleConfig(_Section):
@@ -400,6 +404,7 @@ def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path) -> dict[st
         "campaign_return_window_days": config.campaigns.return_window_days,
         "quality_future_tolerance_hours": config.quality.future_tolerance_hours,
         "engine_memory_limit": config.engine.memory_limit,
+        "engine_dbt_threads": config.engine.dbt_threads,
     }
 
 

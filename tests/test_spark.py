@@ -31,7 +31,8 @@ from orchestration.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 pytestmark = pytest.mark.slow
 
 # staging, the identity graph and the lifecycle models, with everything they read
-SELECTION = ["path:models/staging"]
+SELECTION = ["path:models/staging", "tag:identity", "+int_person_day_stage", "+lifecycle_daily",
+             "+user_lifecycle_history", "+lifecycle_transitions"]
 
 
 def _spark_available() -> str | None:
@@ -126,6 +127,7 @@ def test_staging_identity_and_lifecycle_equal_on_spark_and_duckdb(tmp_path):
         only_spark = con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {ours})").fetchone()
         rows = con.execute(f"SELECT count(*) FROM duck.{schema}.{table}").fetchone()[0]
         compared.append((f"{schema}.{table}", rows, only_duck[0], only_spark[0]))
+    print("compared (table, rows, only DuckDB, only Spark):", *compared, sep="\n  ")
     different = [c for c in compared if c[2] or c[3]]
     assert not different, f"tables that differ (table, rows, only DuckDB, only Spark): {different}"
     assert sum(rows for _, rows, _, _ in compared) > 0

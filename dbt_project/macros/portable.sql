@@ -129,6 +129,17 @@
     min_by({{ value }}, {{ key }})
 {%- endmacro %}
 
+{#- The value on the row with the largest key, per group. -#}
+{% macro value_at_max(value, key) -%}
+    {{ return(adapter.dispatch('value_at_max')(value, key)) }}
+{%- endmacro %}
+{% macro default__value_at_max(value, key) -%}
+    arg_max({{ value }}, {{ key }})
+{%- endmacro %}
+{% macro spark__value_at_max(value, key) -%}
+    max_by({{ value }}, {{ key }})
+{%- endmacro %}
+
 {#- A timestamp as text that sorts like the timestamp (to the second). -#}
 {% macro sortable_timestamp(expr) -%}
     {{ return(adapter.dispatch('sortable_timestamp')(expr)) }}

@@ -36,15 +36,15 @@ latest as (
         user_key,
         min(user_id) as user_id,
         count(distinct user_id) as accounts,
-        arg_max(gender, updated_at) filter (where gender is not null) as gender,
-        arg_max(birth_year, updated_at) filter (where birth_year is not null) as birth_year,
-        arg_max(country, updated_at) filter (where country is not null) as country,
-        arg_max(region, updated_at) filter (where region is not null) as region,
-        arg_max(city, updated_at) filter (where city is not null) as city,
+        {{ value_at_max('gender', 'updated_at') }} filter (where gender is not null) as gender,
+        {{ value_at_max('birth_year', 'updated_at') }} filter (where birth_year is not null) as birth_year,
+        {{ value_at_max('country', 'updated_at') }} filter (where country is not null) as country,
+        {{ value_at_max('region', 'updated_at') }} filter (where region is not null) as region,
+        {{ value_at_max('city', 'updated_at') }} filter (where city is not null) as city,
         min(signup_at) as signup_at,
-        arg_min(acquisition_channel, updated_at) filter (where acquisition_channel is not null)
+        {{ value_at_min('acquisition_channel', 'updated_at') }} filter (where acquisition_channel is not null)
             as acquisition_channel,
-        arg_max(marketing_consent, updated_at) filter (where marketing_consent is not null)
+        {{ value_at_max('marketing_consent', 'updated_at') }} filter (where marketing_consent is not null)
             as marketing_consent,
         max(updated_at) as profile_updated_at
     from keyed
@@ -53,7 +53,17 @@ latest as (
 
 final as (
     select
-        latest.* exclude (marketing_consent),
+        latest.user_key,
+        latest.user_id,
+        latest.accounts,
+        latest.gender,
+        latest.birth_year,
+        latest.country,
+        latest.region,
+        latest.city,
+        latest.signup_at,
+        latest.acquisition_channel,
+        latest.profile_updated_at,
         coalesce(latest.marketing_consent, false) and withdrawals.user_key is null as marketing_consent,
         withdrawals.user_key is not null as consent_withdrawn
     from latest

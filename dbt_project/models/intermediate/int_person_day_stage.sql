@@ -100,12 +100,15 @@ final as (
         case
             when signup_date is null or day < signup_date then 'prospect'
             when is_churned then 'churned'
-            when {{ days_between('last_active_date', 'day') }} >= {{ var('lifecycle_dormant_after_days') }} then 'dormant'
-            when {{ days_between('last_reactivation_date', 'day') }} < {{ var('lifecycle_reactivated_period_days') }} then 'reactivated'
+            when {{ days_between('last_active_date', 'day') }} >= {{ var('lifecycle_dormant_after_days') }}
+                then 'dormant'
+            when {{ days_between('last_reactivation_date', 'day') }} < {{ var('lifecycle_reactivated_period_days') }}
+                then 'reactivated'
             when activation_date is null or day < activation_date then 'new'
             when
                 is_activated_in_window
-                and {{ days_between('activation_date', 'day') }} < {{ var('lifecycle_activated_period_days') }} then 'activated'
+                and {{ days_between('activation_date', 'day') }} < {{ var('lifecycle_activated_period_days') }}
+                then 'activated'
             else 'active'
         end as lifecycle_stage
     from return_clock

@@ -8,9 +8,10 @@ with stages as (
 ),
 
 stage_names as (
-    select unnest([
-        'prospect', 'new', 'activated', 'active', 'dormant', 'churned', 'reactivated'
-    ]) as lifecycle_stage
+    {%- for stage in ['prospect', 'new', 'activated', 'active', 'dormant', 'churned', 'reactivated'] %}
+        select '{{ stage }}' as lifecycle_stage
+        {%- if not loop.last %} union all{% endif %}
+    {%- endfor %}
 ),
 
 calendar as (

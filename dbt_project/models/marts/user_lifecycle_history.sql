@@ -42,7 +42,7 @@ final as (
         valid_from,
         case when last_day < {{ as_of_date() }} then last_day + 1 end as valid_to,
         lag(lifecycle_stage) over (partition by user_key order by valid_from) as previous_stage,
-        last_day - valid_from + 1 as days_in_stage,
+        {{ days_between('valid_from', 'last_day') }} + 1 as days_in_stage,
         active_days
     from intervals
 )

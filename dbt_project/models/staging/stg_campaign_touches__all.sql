@@ -21,7 +21,7 @@ typed as (
         lower({{ clean_text('campaign_type') }}) as campaign_type,
         lower({{ clean_text('channel') }}) as channel,
         {{ clean_text('offer') }} as offer,
-        lower({{ clean_text('"group"') }}) as touch_group,
+        lower({{ clean_text(adapter.quote('group')) }}) as touch_group,
         _extra,
         -- lineage and raw text for rejections
         _file,

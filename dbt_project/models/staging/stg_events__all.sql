@@ -11,13 +11,17 @@
     )
 }}
 
-with source as (
+with fingerprint as (
+    select {{ staging_fingerprint() }} as value
+),
+
+source as (
     -- a daily run reads only the files not staged yet (see macros/incremental.sql)
     select
         raw_rows.*,
         fingerprint.value as _staging_fingerprint
     from {{ staged_source('events') }} as raw_rows
-    cross join (select {{ staging_fingerprint() }} as value) as fingerprint
+    cross join fingerprint
 ),
 
 typed as (

@@ -112,11 +112,15 @@ def record(root: Path, version: str, promoted: bool, reason: str) -> dict:
     return registry
 
 
-def promotion_decision(new_auc: float, current_auc: float | None, max_drop: float
-                       ) -> tuple[bool, str]:
-    """Promote unless the new model is worse than the current one on the same holdout."""
+def promotion_decision(new_auc: float, current_auc: float | None, max_drop: float,
+                       current_saw_later_data: bool = False) -> tuple[bool, str]:
+    """Promote unless the new model is worse than the current one on the same holdout. A
+    current model trained as of a later date than this run (a backfill of a past date) is
+    no candidate: it saw data from after the run's date."""
     if current_auc is None:
         return True, "first model"
+    if current_saw_later_data:
+        return True, "the current model was trained on data after this run's date"
     if new_auc >= current_auc - max_drop:
         return True, (f"test ROC-AUC {new_auc:.4f} vs current {current_auc:.4f} on the same "
                       "holdout: not worse")
@@ -135,6 +139,9 @@ def retrain_decision(current: ModelCard | None, as_of: str, max_age_days: int,
     if sorted(current.features) != sorted(features):
         return True, "the feature set changed"
     age = (pd.Timestamp(as_of) - pd.Timestamp(current.as_of_date)).days
+    if age < 0:
+        return True, (f"current model was trained as of {current.as_of_date}, after this run's "
+                      "date: a backfill must not score with a model that saw later data")
     if age > max_age_days:
         return True, f"current model is {age} days old (max {max_age_days})"
     if max_psi is not None and max_psi > psi_warning:

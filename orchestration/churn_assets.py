@@ -114,6 +114,10 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
     version = registry.version_id(as_of, fp, {**params, **c.model_dump()})
     if (root / version).is_dir():
         context.log.info(f"churn model {version} already trained from the same data")
+        if current is not None and current.card.as_of_date > as_of:
+            # a backfill again: score with this date's model, not the later current one
+            registry.record(root, version, True, "the current model was trained on data "
+                                                 "after this run's date")
         return dg.MaterializeResult(metadata={"model_version": version, "retrained": False,
                                               "reason": "same data and settings as " + version})
     started = datetime.now(UTC)
@@ -132,8 +136,9 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
                                            current.card.features, splits.test)
         current_auc = churn.evaluate(splits.test["label"].astype(bool).to_numpy().astype(int),
                                      p)["roc_auc"]
-    promote, reason = registry.promotion_decision(new_auc, current_auc,
-                                                  c.promotion_max_auc_drop)
+    promote, reason = registry.promotion_decision(
+        new_auc, current_auc, c.promotion_max_auc_drop,
+        current_saw_later_data=current is not None and current.card.as_of_date > as_of)
     card = registry.ModelCard(
         version=version, trained_at=started.isoformat(timespec="seconds"), as_of_date=as_of,
         features=models.features, categories=models.categories,

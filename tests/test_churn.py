@@ -163,6 +163,10 @@ def test_promotion_and_retraining_rules():
     assert registry.retrain_decision(card, "2026-03-01", 30, 0.1, 0.2, ["a", "b"])[0]
     assert registry.retrain_decision(card, "2026-01-10", 30, 0.5, 0.2, ["b", "a"])[0]
     assert not registry.retrain_decision(card, "2026-01-10", 30, 0.1, 0.2, ["b", "a"])[0]
+    # a backfill of a date before the current model's: that model saw later data
+    retrain, why = registry.retrain_decision(card, "2025-12-31", 30, 0.1, 0.2, ["a", "b"])
+    assert retrain and "later data" in why
+    assert registry.promotion_decision(0.70, 0.80, 0.0, current_saw_later_data=True)[0]
     a = registry.version_id("2026-01-10", "abc", {"x": 1})
     assert a == registry.version_id("2026-01-10", "abc", {"x": 1}) != registry.version_id(
         "2026-01-10", "abc", {"x": 2})

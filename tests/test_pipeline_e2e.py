@@ -188,19 +188,26 @@ def test_backfill_rerun_is_idempotent_and_a_corrupt_file_blocks_without_touching
     shutil.copytree(small_world.raw, raw)
     shutil.copytree(small_world.warehouse, warehouse)
     serving = warehouse / "serving.duckdb"
-    before = table_digest(serving, "dim_users", "user_key")
     # a backfill of the day before and the same as-of again: one partition run per date,
-    # oldest first; the same as-of gives the same serving data (its staging incremental:
-    # nothing new to stage)
+    # oldest first. The day before gets its own churn model (the current one saw later
+    # data), which then scores the as-of date too: serving differs from the first run's.
     day_before = (pd.Timestamp(small_world.as_of) - pd.Timedelta(days=1)).date().isoformat()
     assert main(["backfill", "--raw-dir", str(raw), "--warehouse", str(warehouse),
                  "--start", day_before, "--end", small_world.as_of]) == 0
-    assert table_digest(serving, "dim_users", "user_key") == before
     assert q(serving, "select distinct as_of_date from marts.dim_users")[0][0].isoformat() \
         == small_world.as_of
+    assert q(serving, "select distinct model_version from marts.user_churn_scores")[0][0] \
+        .startswith(day_before.replace("-", ""))
     instance = dg.DagsterInstance.from_config(str(warehouse / "dagster_home"))
     partitions = [r.tags.get("dagster/partition") for r in instance.get_runs(limit=2)]
     assert partitions == [small_world.as_of, day_before]  # newest first
+
+    # the same as-of again gives the same serving data (staging incremental: nothing new)
+    after_backfill = table_digest(serving, "dim_users", "user_key")
+    args = ["run", "--raw-dir", str(raw), "--warehouse", str(warehouse),
+            "--as-of", small_world.as_of]
+    assert main(args) == 0
+    assert table_digest(serving, "dim_users", "user_key") == after_backfill
 
     args = ["run", "--raw-dir", str(raw), "--warehouse", str(warehouse),
             "--as-of", small_world.as_of]

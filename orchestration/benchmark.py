@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -296,6 +297,18 @@ class BenchmarkResult:
     floor_seconds: dict[str, float] = field(default_factory=dict)
     floor_peak_bytes: int = 0
     memory_limit: str = ""  # engine.memory_limit of the run
+    # the next day's run on top of the full one: one new day of events and orders landed
+    daily_seconds: float = 0.0
+    daily_peak_bytes: int = 0
+    daily_new_rows: int = 0
+    daily_succeeded: bool | None = None
+
+    @property
+    def daily_ratio(self) -> float | None:
+        """The daily incremental run's wall time as a share of the full run's."""
+        if not self.daily_seconds or not self.pipeline_seconds:
+            return None
+        return self.daily_seconds / self.pipeline_seconds
 
     @property
     def dbt_overhead(self) -> float | None:
@@ -308,6 +321,7 @@ class BenchmarkResult:
     def as_json(self) -> dict:
         out = asdict(self)
         out["dbt_overhead"] = self.dbt_overhead
+        out["daily_ratio"] = self.daily_ratio
         return out
 
 
@@ -329,6 +343,11 @@ def format_table(r: BenchmarkResult) -> str:
     lines.append(f"{'pipeline end to end':<24}{r.pipeline_seconds:>10.1f}{_gb(r.peak_bytes):>14}")
     lines.append(f"generator: {r.events_per_second:,.0f} events/s; run "
                  f"{'succeeded' if r.succeeded else 'FAILED'}")
+    if r.daily_succeeded is not None:
+        ratio = f"{r.daily_ratio:.0%} of the full run" if r.daily_ratio else "n/a"
+        lines.append(f"{'next day, incremental':<24}{r.daily_seconds:>10.1f}"
+                     f"{_gb(r.daily_peak_bytes):>14}   ({r.daily_new_rows:,} new rows; {ratio}"
+                     f"{'' if r.daily_succeeded else '; FAILED'})")
     if r.floor_seconds:
         lines += ["", f"{'dbt stage':<24}{'dbt+Dagster s':>14}{'SQL floor s':>13}{'overhead':>10}",
                   "-" * 61]
@@ -344,8 +363,70 @@ def format_table(r: BenchmarkResult) -> str:
     return "\n".join(lines)
 
 
+def _run_pipeline_process(raw: Path, warehouse: Path, as_of: str, config_path: str | None,
+                          log_path: Path, say) -> tuple[int, float, int, MemorySampler]:
+    """`ulm run` in a child process: exit code, wall seconds, peak memory of its process
+    tree (sampled, and the kernel's high-water mark of the biggest process), the samples."""
+    cmd = [sys.executable, "-m", "orchestration.cli", "run", "--raw-dir", str(raw),
+           "--warehouse", str(warehouse), "--as-of", as_of]
+    if config_path:
+        cmd += ["--config", config_path]
+    env = {**os.environ, "ULM_PII_KEY": os.environ.get("ULM_PII_KEY") or "benchmark-key"}
+    with open(log_path, "w") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        sampler = MemorySampler(proc.pid)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        sampler.stop()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        say(log_path.read_text()[-3000:])
+    return code, seconds, max(sampler.peak(), usage.ru_maxrss * 1024), sampler
+
+
+NEXT_DAY_DIR = "benchmark_next_day"
+
+
+def add_next_day(raw: Path, last_day: str, next_day: str) -> int:
+    """Land one more day: the last day's events and orders (Parquet files), moved one day
+    later under new ids, as new files. Returns the rows written."""
+    rows = 0
+    with duckdb.connect() as con:
+        for source, id_col, time_cols in (("events", "event_id", ["occurred_at"]),
+                                          ("orders", "order_id", ["ordered_at", "updated_at"])):
+            files = sorted(str(p) for p in (raw / source).rglob("*.parquet")
+                           if NEXT_DAY_DIR not in p.parts)
+            if not files:
+                continue
+            relation = f"read_parquet({files!r}, union_by_name = true, hive_partitioning = false)"
+            types = {name: kind for name, kind, *_ in
+                     con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+            first = time_cols[0]
+            if types[first].startswith("TIMESTAMP"):
+                keep = f"CAST({first} AS DATE) = DATE '{last_day}'"
+                shifted = [f"{c} + INTERVAL 1 DAY AS {c}" for c in time_cols]
+            else:  # text timestamps: move the date part
+                keep = f"{first} LIKE '{last_day}%'"
+                shifted = [f"replace({c}, '{last_day}', '{next_day}') AS {c}" for c in time_cols]
+            out = raw / source / NEXT_DAY_DIR / f"{source}-{next_day}.parquet"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            con.execute(f"COPY (SELECT * REPLACE ({id_col} || '-next' AS {id_col}, "
+                        f"{', '.join(shifted)}) FROM {relation} WHERE {keep}) TO '{out}' "
+                        "(FORMAT parquet)")
+            rows += con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+    return rows
+
+
+def remove_next_day(raw: Path) -> None:
+    """Leave the generated data as generated (a later --reuse-data run starts clean)."""
+    for source in ("events", "orders"):
+        shutil.rmtree(raw / source / NEXT_DAY_DIR, ignore_errors=True)
+
+
 def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor: bool = True,
-                  reuse_data: bool = False, say=print) -> BenchmarkResult:
+                  reuse_data: bool = False, say=print, daily: bool = True) -> BenchmarkResult:
     """Without a config file, the size's DuckDB memory limit and dbt threads are the only
     settings changed."""
     from orchestration.cli import _dagster_home
@@ -375,24 +456,9 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
         config_path = str(config_file)
 
     # the pipeline runs as its own process, so its memory is its own (not the generator's)
-    log_path = out_dir / "pipeline.log"
-    cmd = [sys.executable, "-m", "orchestration.cli", "run", "--raw-dir", str(data / "raw"),
-           "--warehouse", str(warehouse), "--as-of", settings.end_date]
-    if config_path:
-        cmd += ["--config", config_path]
-    env = {**os.environ, "ULM_PII_KEY": os.environ.get("ULM_PII_KEY") or "benchmark-key"}
-    say(f"running the pipeline (log: {log_path}) ...")
-    with open(log_path, "w") as log:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        sampler = MemorySampler(proc.pid)
-        sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        pipeline_seconds = time.perf_counter() - started
-        sampler.stop()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        say(log_path.read_text()[-3000:])
+    say(f"running the pipeline (log: {out_dir / 'pipeline.log'}) ...")
+    code, pipeline_seconds, peak, sampler = _run_pipeline_process(
+        data / "raw", warehouse, settings.end_date, config_path, out_dir / "pipeline.log", say)
 
     import dagster as dg
 
@@ -410,11 +476,19 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
         generate_seconds=gen_seconds, events_per_second=events / gen_seconds if gen_seconds else 0,
         pipeline_seconds=pipeline_seconds, dagster_run_seconds=run_seconds,
         orchestration_seconds=run_seconds - sum(s.seconds for s in steps),
-        peak_bytes=max(sampler.peak(), usage.ru_maxrss * 1024), succeeded=code == 0,
+        peak_bytes=peak, succeeded=code == 0,
         stages=stage_table(steps, windows, sampler.peak),
         dbt_step_seconds={s.key: s.seconds for s in steps if s.key in DBT_STEPS},
         memory_limit=load_config(config_path).engine.memory_limit,
     )
+    if daily and code == 0:
+        next_day = (date.fromisoformat(settings.end_date) + timedelta(days=1)).isoformat()
+        result.daily_new_rows = add_next_day(data / "raw", settings.end_date, next_day)
+        say(f"running the next day ({next_day}) incrementally on top of it ...")
+        daily_code, result.daily_seconds, result.daily_peak_bytes, _ = _run_pipeline_process(
+            data / "raw", warehouse, next_day, config_path, out_dir / "pipeline_daily.log", say)
+        result.daily_succeeded = daily_code == 0
+        remove_next_day(data / "raw")
     if floor and code == 0:
         say("running the SQL floor (compiled dbt SQL directly in DuckDB) ...")
         cfg = load_config(config_path)

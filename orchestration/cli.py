@@ -332,7 +332,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     out = Path(args.out or f"benchmark_{args.size}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     result = run_benchmark(args.size, out, args.config, floor=not args.no_floor,
-                           reuse_data=args.reuse_data, say=_say)
+                           reuse_data=args.reuse_data, say=_say, daily=not args.no_daily)
     payload = json.dumps(result.as_json(), indent=2)
     json_path = Path(args.json) if args.json else out / "benchmark.json"
     json_path.write_text(payload + "\n")
@@ -428,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--config", default=None)
     b.add_argument("--no-floor", action="store_true",
                    help="skip running the compiled SQL directly in DuckDB")
+    b.add_argument("--no-daily", action="store_true",
+                   help="skip the next day's incremental run after the full one")
     b.add_argument("--reuse-data", action="store_true",
                    help="keep OUT/data when it was generated with the same settings")
     b.set_defaults(func=cmd_benchmark)

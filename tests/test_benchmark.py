@@ -83,3 +83,21 @@ def test_table_prints_every_stage_and_the_overhead():
     assert all(stage in text for stage in STAGES)
     assert "+25%" in text and r.dbt_overhead == 0.25
     assert r.as_json()["dbt_overhead"] == 0.25
+
+
+def test_next_day_is_the_last_day_moved_one_day_later_under_new_ids(tmp_path):
+    from orchestration.benchmark import NEXT_DAY_DIR, add_next_day, remove_next_day
+    from orchestration.generator import GeneratorSettings, generate
+
+    settings = GeneratorSettings(users=150, days=40, seed=2, chunk_users=150)
+    generate(tmp_path, settings)
+    raw = tmp_path / "raw"
+    rows = add_next_day(raw, settings.end_date, "2026-11-22")
+    events = raw / "events" / NEXT_DAY_DIR / "events-2026-11-22.parquet"
+    got = duckdb.sql(f"SELECT count(*), min(CAST(occurred_at AS DATE)), "
+                     f"max(CAST(occurred_at AS DATE)), bool_and(event_id LIKE '%-next') "
+                     f"FROM read_parquet('{events}')").fetchone()
+    assert got[0] > 0 and str(got[1]) == str(got[2]) == "2026-11-22" and got[3]
+    assert rows >= got[0]
+    remove_next_day(raw)
+    assert not (raw / "events" / NEXT_DAY_DIR).exists()

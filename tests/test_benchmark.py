@@ -96,7 +96,7 @@ def test_next_day_is_the_last_day_moved_one_day_later_under_new_ids(tmp_path):
     events = raw / "events" / NEXT_DAY_DIR / "events-2026-11-22.parquet"
     got = duckdb.sql(f"SELECT count(*), min(CAST(occurred_at AS DATE)), "
                      f"max(CAST(occurred_at AS DATE)), bool_and(event_id LIKE '%-next') "
-                     f"FROM read_parquet('{events}')").fetchone()
+                     f"FROM read_parquet('{events}')").fetchall()[0]
     assert got[0] > 0 and str(got[1]) == str(got[2]) == "2026-11-22" and got[3]
     assert rows >= got[0]
     remove_next_day(raw)

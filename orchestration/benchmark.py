@@ -2,9 +2,10 @@
 and report wall time and peak memory per stage, plus the SQL floor (the dbt models' compiled
 SQL run directly in DuckDB) that the dbt and Dagster layers are measured against.
 
-Peak memory is the resident memory of this process and every process it started (dbt runs
-as a child), sampled every 0.2 s from /proc; the end-to-end peak also takes the kernel's high-water
-mark for the pipeline process (wait4), so a spike between two samples is not missed there.
+Peak memory is the resident memory of the pipeline's process (`ulm run`, started as a child)
+and every process it starts (dbt), sampled every 0.2 s from /proc; the end-to-end peak also
+takes the kernel's high-water mark of the largest of them (wait4), so a spike between two
+samples is not missed there.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+
+from orchestration.dbt_args import DBT_STAGE_OPS
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -61,7 +64,6 @@ STEP_STAGES = {
 }
 STAGES = ["ingest", "identity", "lifecycle marts", "churn train", "churn score", "CLV",
           "win-back", "checks", "publish"]
-DBT_STEPS = ["ulm_dbt_staging", "ulm_dbt_models", "ulm_dbt_after_ml"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,7 +250,7 @@ def run_floor(manifest: dict, work_copy: Path, memory_limit: str, threads: int =
     nodes = {uid: node for uid, node in manifest["nodes"].items()
              if node["resource_type"] in ("model", "test")
              and node["config"].get("enabled", True)}
-    seconds = dict.fromkeys(DBT_STEPS, 0.0)
+    seconds = dict.fromkeys(DBT_STAGE_OPS, 0.0)
     con = duckdb.connect(str(work_copy), config={"threads": threads,
                                                  "memory_limit": memory_limit})
     try:
@@ -351,7 +353,7 @@ def format_table(r: BenchmarkResult) -> str:
     if r.floor_seconds:
         lines += ["", f"{'dbt stage':<24}{'dbt+Dagster s':>14}{'SQL floor s':>13}{'overhead':>10}",
                   "-" * 61]
-        for step in DBT_STEPS:
+        for step in DBT_STAGE_OPS:
             wall, floor = r.dbt_step_seconds.get(step, 0.0), r.floor_seconds.get(step, 0.0)
             over = f"{wall / floor - 1:+.0%}" if floor else "n/a"
             lines.append(f"{step:<24}{wall:>14.1f}{floor:>13.1f}{over:>10}")
@@ -485,7 +487,7 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
         orchestration_seconds=run_seconds - sum(s.seconds for s in steps),
         peak_bytes=peak, succeeded=code == 0,
         stages=stage_table(steps, windows, sampler.peak),
-        dbt_step_seconds={s.key: s.seconds for s in steps if s.key in DBT_STEPS},
+        dbt_step_seconds={s.key: s.seconds for s in steps if s.key in DBT_STAGE_OPS},
         memory_limit=load_config(config_path).engine.memory_limit,
     )
     if floor and code == 0:

@@ -83,6 +83,8 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
     features = churn.feature_columns(frame)
     state = registry.read_registry(root)
     current = registry.load(root, state["current"]) if state["current"] else None
+    # a backfill of a date before the current model's: that model saw later data
+    current_is_later = current is not None and current.card.as_of_date > as_of
     _write_metrics(ulm, pd.DataFrame())
 
     max_psi = None
@@ -114,7 +116,7 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
     version = registry.version_id(as_of, fp, {**params, **c.model_dump()})
     if (root / version).is_dir():
         context.log.info(f"churn model {version} already trained from the same data")
-        if current is not None and current.card.as_of_date > as_of:
+        if current_is_later:
             # a backfill again: score with this date's model, not the later current one
             registry.record(root, version, True, "the current model was trained on data "
                                                  "after this run's date")
@@ -138,7 +140,7 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
                                      p)["roc_auc"]
     promote, reason = registry.promotion_decision(
         new_auc, current_auc, c.promotion_max_auc_drop,
-        current_saw_later_data=current is not None and current.card.as_of_date > as_of)
+        current_saw_later_data=current_is_later)
     card = registry.ModelCard(
         version=version, trained_at=started.isoformat(timespec="seconds"), as_of_date=as_of,
         features=models.features, categories=models.categories,

@@ -34,6 +34,7 @@ log = logging.getLogger("ulm")
 DEMO_DIR = Path("demo_data")
 DEFAULT_WAREHOUSE = Path("warehouse")
 DAGSTER_YAML = """\
+# written by ulm; edit freely (ulm then leaves the file alone)
 telemetry:
   enabled: false
 # one run at a time: every run writes WAREHOUSE/work.duckdb, which has one writer (a UI
@@ -42,6 +43,8 @@ concurrency:
   runs:
     max_concurrent_runs: 1
 """
+# what earlier versions wrote: replaced by the current file, which adds the run queue limit
+_OLDER_DAGSTER_YAMLS = {"telemetry:\n  enabled: false\n"}
 
 
 class UserError(Exception):
@@ -60,7 +63,7 @@ def _dagster_home(warehouse: Path) -> Path:
     home = (warehouse / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     yaml_path = home / "dagster.yaml"
-    if not yaml_path.exists() or yaml_path.read_text() != DAGSTER_YAML:
+    if not yaml_path.exists() or yaml_path.read_text() in _OLDER_DAGSTER_YAMLS:
         yaml_path.write_text(DAGSTER_YAML)
     return home
 

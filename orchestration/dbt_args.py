@@ -7,6 +7,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+# the Dagster ops that run dbt, one per stage (orchestration/assets.py builds them)
+DBT_STAGE_OPS = ("ulm_dbt_staging", "ulm_dbt_models", "ulm_dbt_after_ml")
+
 
 def resolve_as_of(as_of: str | None, business_timezone: str, now: datetime | None = None) -> str:
     """The run's business date: the given YYYY-MM-DD, or yesterday in the business time zone."""

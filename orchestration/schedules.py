@@ -9,18 +9,18 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from orchestration.config import load_config
+from orchestration.dbt_args import DBT_STAGE_OPS
 
 RUN_DATE_OPS = ("ulm_dbt_staging", "ulm_dbt_models", "churn_model",
                 "ml__user_churn_scores", "ml__user_clv", "clv_holdout_check",
                 "ml__winback_targets", "ulm_dbt_after_ml", "serving_database")
-DBT_OPS = ("ulm_dbt_staging", "ulm_dbt_models", "ulm_dbt_after_ml")
 
 
 def run_config_for(as_of: str, full_refresh: bool = False) -> dict:
     """Run config that pins every op that needs it to the same business date."""
     ops = {op: {"config": {"as_of": as_of}} for op in RUN_DATE_OPS}
     if full_refresh:
-        for op in DBT_OPS:
+        for op in DBT_STAGE_OPS:
             ops[op]["config"]["full_refresh"] = True
     return {"ops": ops}
 

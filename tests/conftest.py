@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from corpus import defect_corpus, land_defects
 
 from orchestration.generator import GeneratorSettings, generate
-from orchestration.project import prepare_manifest
+from orchestration.project import DBT_EXECUTABLE, DBT_PROJECT_DIR, prepare_manifest
 
 TEST_PII_KEY = "test-key-not-secret"
 
@@ -20,6 +21,18 @@ def pytest_configure(config) -> None:
     prepare_manifest()
     # pytensor compiles the CLV models' C code into ULM_CACHE_DIR (default ~/.cache/ulm),
     # which scripts/bootstrap.sh warms before the tests
+
+
+def run_dbt(args: list[str], target_path: Path, target: str | None = None) -> str:
+    """The project's dbt command (artifacts under target_path); the test fails with dbt's
+    output unless it succeeds. Returns what dbt printed."""
+    proc = subprocess.run(
+        [DBT_EXECUTABLE, *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
+         str(DBT_PROJECT_DIR), "--target-path", str(target_path),
+         *(["--target", target] if target else [])],
+        capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    return proc.stdout
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ memory read from /proc (the real measurement runs with `ulm benchmark`)."""
 import os
 import subprocess
 import sys
-import time
 
 import duckdb
 
@@ -63,10 +62,13 @@ def test_floor_runs_models_after_what_they_read_and_counts_tests_with_their_mode
 
 def test_tree_rss_counts_child_processes():
     alone = tree_rss(os.getpid())
-    child = subprocess.Popen([sys.executable, "-c",
-                              "b = bytearray(200_000_000); import time; time.sleep(3)"])
+    # the child says when its 200 MB are resident, then waits to be killed
+    child = subprocess.Popen(
+        [sys.executable, "-c", "b = bytearray(200_000_000); print('ready', flush=True); "
+                               "import time; time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.5)
+        assert child.stdout.readline().strip() == "ready"
         assert tree_rss(os.getpid()) > alone + 150_000_000
     finally:
         child.kill()

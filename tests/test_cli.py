@@ -70,3 +70,17 @@ def test_backfill_rejects_bad_dates(tmp_path, capsys):
                  "--end", "2026-03-01"])
     assert code == 2
     assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_dagster_yaml_is_written_upgraded_and_then_left_to_the_user(tmp_path):
+    from orchestration.cli import DAGSTER_YAML, _dagster_home
+
+    home = _dagster_home(tmp_path)
+    yaml_path = home / "dagster.yaml"
+    assert yaml_path.read_text() == DAGSTER_YAML
+    yaml_path.write_text("telemetry:\n  enabled: false\n")  # what earlier versions wrote
+    _dagster_home(tmp_path)
+    assert "max_concurrent_runs: 1" in yaml_path.read_text()
+    yaml_path.write_text("telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: true\n")
+    _dagster_home(tmp_path)
+    assert "run_monitoring" in yaml_path.read_text()

@@ -10,17 +10,15 @@ below the ML-joined dim_users (which is built from these, by the same SQL)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
-from conftest import TEST_PII_KEY
+from conftest import TEST_PII_KEY, run_dbt
 
 from orchestration.config import dbt_vars, load_config
 from orchestration.dbt_args import dbt_build_args
 from orchestration.generator import GeneratorSettings, generate
 from orchestration.landing import land
-from orchestration.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
 SCHEMAS = ("staging", "intermediate", "marts")
 
@@ -32,13 +30,8 @@ def build(raw: Path, warehouse: Path, as_of: str, pii_key: str = TEST_PII_KEY,
     warehouse.mkdir(parents=True, exist_ok=True)
     land(warehouse / "work.duckdb", raw, pii_key)
     args = dbt_build_args(dbt_vars(load_config(None), as_of, warehouse))
-    proc = subprocess.run(
-        [DBT_EXECUTABLE, *args, "--select", select, "--exclude", "tag:after_ml", "--project-dir",
-         str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path",
-         str(warehouse / "dbt_target")],
-        capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
+    return run_dbt([*args, "--select", select, "--exclude", "tag:after_ml"],
+                   warehouse / "dbt_target")
 
 
 def tables(con, db: str) -> dict[str, list[tuple[str, str]]]:

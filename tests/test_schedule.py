@@ -2,7 +2,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from orchestration.schedules import DBT_OPS, RUN_DATE_OPS, run_config_for
+from orchestration.dbt_args import DBT_STAGE_OPS
+from orchestration.schedules import RUN_DATE_OPS, run_config_for
 
 
 def test_daily_schedule_runs_yesterday_as_a_partition_for_every_op(monkeypatch, tmp_path):
@@ -34,6 +35,6 @@ def test_daily_schedule_runs_yesterday_as_a_partition_for_every_op(monkeypatch, 
 
 def test_full_refresh_reaches_only_the_dbt_stages():
     ops = run_config_for("2026-03-01", full_refresh=True)["ops"]
-    assert {op for op, c in ops.items() if c["config"].get("full_refresh")} == set(DBT_OPS)
+    assert {op for op, c in ops.items() if c["config"].get("full_refresh")} == set(DBT_STAGE_OPS)
     assert not any("full_refresh" in c["config"]
                    for c in run_config_for("2026-03-01")["ops"].values())

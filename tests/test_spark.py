@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import TEST_PII_KEY
+from conftest import TEST_PII_KEY, run_dbt
 
 from orchestration.config import dbt_vars, load_config
 from orchestration.generator import GeneratorSettings, generate
 from orchestration.landing import INCREMENTAL_SOURCES, SOURCES, land
-from orchestration.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -47,13 +45,8 @@ def _spark_available() -> str | None:
 
 
 def dbt(args: list[str], vars_: dict, target: str) -> str:
-    proc = subprocess.run(
-        [DBT_EXECUTABLE, *args, "--vars", json.dumps(vars_), "--target", target,
-         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(Path(vars_["warehouse_dir"]) / f"dbt_target_{target}")],
-        capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
-    return proc.stdout
+    return run_dbt([*args, "--vars", json.dumps(vars_)],
+                   Path(vars_["warehouse_dir"]) / f"dbt_target_{target}", target)
 
 
 def export_sources(work: Path, out: Path) -> None:
@@ -75,7 +68,7 @@ def built_models(work: Path) -> list[tuple[str, str]]:
             "('staging', 'intermediate', 'marts') ORDER BY 1, 2").fetchall()
 
 
-def normalised(con, relation: str, columns: list[tuple[str, str]]) -> str:
+def normalised(relation: str, columns: list[tuple[str, str]]) -> str:
     """Values both engines must agree on: instants as UTC timestamps, numbers to 6 places,
     JSON text parsed (key order and spacing differ)."""
     exprs = []
@@ -121,8 +114,8 @@ def test_staging_identity_and_lifecycle_equal_on_spark_and_duckdb(tmp_path):
             "ORDER BY ordinal_position", [schema, table]).fetchall()
         files = spark / "spark" / "warehouse" / f"{schema}.db" / table
         assert files.is_dir(), f"Spark did not build {schema}.{table}"
-        ours = normalised(con, f"duck.{schema}.{table}", columns)
-        theirs = normalised(con, f"read_parquet('{files}/*.parquet')", columns)
+        ours = normalised(f"duck.{schema}.{table}", columns)
+        theirs = normalised(f"read_parquet('{files}/*.parquet')", columns)
         only_duck = con.execute(f"SELECT count(*) FROM ({ours} EXCEPT ALL {theirs})").fetchone()
         only_spark = con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {ours})").fetchone()
         rows = con.execute(f"SELECT count(*) FROM duck.{schema}.{table}").fetchone()[0]

@@ -36,8 +36,10 @@
     {{ return(stale.columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
-{% macro staged_source(source_name) -%}
-    {%- if restage_all() -%}
+{#- The raw rows to stage: every file when `restage` (restage_all(), asked once per model:
+    it scans the stored fingerprints), else the files not staged yet. -#}
+{% macro staged_source(source_name, restage) -%}
+    {%- if restage -%}
         {{ source('raw', source_name) }}
     {%- else -%}
         {{ source('raw', source_name ~ '__pending') }}

@@ -10,6 +10,7 @@
         pre_hook="{{ unstage_changed_files('orders') }}",
     )
 }}
+{%- set restage = restage_all() %}
 
 with fingerprint as (
     select {{ staging_fingerprint() }} as value
@@ -20,7 +21,7 @@ source as (
     select
         raw_rows.*,
         fingerprint.value as _staging_fingerprint
-    from {{ staged_source('orders') }} as raw_rows
+    from {{ staged_source('orders', restage) }} as raw_rows
     cross join fingerprint
 ),
 
@@ -76,7 +77,7 @@ checked as (
 ),
 
 ranked_input as (
-    {% if is_incremental() and not restage_all() -%}
+    {% if not restage -%}
         {{ with_earlier_rows('checked', 'order_id', 'version_rank') }}
     {%- else -%}
         select * from checked

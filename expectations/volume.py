@@ -39,16 +39,26 @@ class VolumeRules:
 
 def daily_counts(con: duckdb.DuckDBPyConnection, source: str, as_of: str, timezone: str,
                  history_days: int) -> dict:
-    """Rows per business day in the window ending on the as-of date, and the newest day."""
+    """Rows per business day in the window ending on the as-of date, and the newest day.
+
+    The window is a range of the stored UTC timestamp (business midnights converted to UTC),
+    so DuckDB skips row groups outside it instead of converting every row's time zone; the
+    whole table is read only when the window is empty, to find the newest day before it."""
     col = TIMESTAMP_COLUMNS[source]
     day = f"cast(timezone('{timezone}', timezone('UTC', {col})) as date)"
+    start, end = (f"timezone('UTC', timezone('{timezone}', cast(date '{as_of}' {shift} as "
+                  "timestamp)))" for shift in (f"- {history_days}", "+ 1"))
     rows = con.execute(f"""
         select {day} as d, count(*) from staging.stg_{source}
-        where {day} between date '{as_of}' - {history_days} and date '{as_of}'
+        where {col} >= {start} and {col} < {end}
         group by d""").fetchall()
-    newest = con.execute(f"select max({day}) from staging.stg_{source} "
-                         f"where {day} <= date '{as_of}'").fetchall()[0][0]
-    return {"by_day": {d: n for d, n in rows}, "newest": newest}
+    by_day = {d: n for d, n in rows}
+    if by_day:
+        newest = max(by_day)
+    else:
+        newest = con.execute(f"select max({day}) from staging.stg_{source} where {col} < {end}"
+                             ).fetchall()[0][0]
+    return {"by_day": by_day, "newest": newest}
 
 
 def judge(source: str, as_of, counts: dict, rules: VolumeRules) -> list[ResultRow]:

@@ -141,6 +141,30 @@ def test_volume_catches_a_tenth_of_the_usual_and_a_source_that_did_not_arrive():
     assert not flood[0].passed
 
 
+def test_daily_counts_use_business_days_at_the_window_edges():
+    """Rows are counted on their business day (Shanghai, UTC+8), the window's first and last
+    business days included and nothing outside; with no row in the window the newest day
+    comes from before it."""
+    con = duckdb.connect()
+    con.execute("create schema staging")
+    con.execute("create table staging.stg_events (occurred_at timestamp)")
+    con.execute("""insert into staging.stg_events values
+        ('2026-11-20 15:59:59'),  -- 23:59:59 on the 20th in Shanghai
+        ('2026-11-20 16:00:00'),  -- 00:00 on the 21st (the as-of day)
+        ('2026-11-21 15:59:59'),  -- last second of the 21st
+        ('2026-11-21 16:00:00'),  -- the 22nd: after the as-of date
+        ('2026-11-17 15:59:59'),  -- the 17th: the day before a 3-day window
+        ('2026-11-17 16:00:00')   -- the 18th: the window's first day""")
+    counts = volume.daily_counts(con, "events", "2026-11-21", "Asia/Shanghai", 3)
+    assert counts == {"by_day": {dt.date(2026, 11, 18): 1, dt.date(2026, 11, 20): 1,
+                                 dt.date(2026, 11, 21): 2},
+                      "newest": dt.date(2026, 11, 21)}
+    later = volume.daily_counts(con, "events", "2026-12-31", "Asia/Shanghai", 3)
+    assert later == {"by_day": {}, "newest": dt.date(2026, 11, 22)}
+    empty = volume.daily_counts(con, "events", "2026-11-01", "Asia/Shanghai", 3)
+    assert empty == {"by_day": {}, "newest": None}
+
+
 def test_sparse_sources_are_not_judged():
     rows = volume.judge("privacy_requests", "2026-11-21",
                         {"by_day": {dt.date(2026, 11, 2): 3}, "newest": dt.date(2026, 11, 2)},

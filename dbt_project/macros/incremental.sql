@@ -67,13 +67,71 @@
 
 {#- The new rows and every stored row that shares a key with them (the model's unique_key:
     delete+insert replaces all rows of those keys), so ranks are computed again over old and
-    new rows together. Columns as stored, less the rank column. -#}
-{% macro with_earlier_rows(new_rows, key, rank_column) -%}
+    new rows together. Columns as stored, less the ones the model computes again. -#}
+{% macro with_earlier_rows(new_rows, key, computed_columns) -%}
     {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name')
-        | reject('equalto', rank_column) | join(', ') -%}
+        | reject('in', computed_columns) | join(', ') -%}
     select {{ columns }} from {{ new_rows }}
     union all
     select {{ columns }}
     from {{ this }}
     where {{ key }} in (select new_rows.{{ key }} from {{ new_rows }} as new_rows)
+{%- endmacro %}
+
+{#- Which dbt invocation wrote a row: the rows a build inserted are the ones its post-hook
+    ranks. -#}
+{% macro staging_run() -%}
+    '{{ invocation_id }}'
+{%- endmacro %}
+
+{#- Rank of a valid row among the deliveries of its key (1 = the first delivery, in
+    `order_by` order); null for rejected rows.
+
+    On DuckDB the statement writes 1 and the post-hook `rank_redeliveries` ranks the few keys
+    delivered more than once: a window over every row sorts the whole wide table (at 100M
+    events half the staging time), where a grouped count of the keys is cheap. Elsewhere
+    (Spark tables cannot be updated without Delta) the window ranks every row. -#}
+{% macro redelivery_rank(key, order_by) -%}
+    {%- if target.type == 'duckdb' -%}
+        case when reject_reason is null then 1 end
+    {%- else -%}
+        case
+            when reject_reason is null
+                then row_number() over (
+                    partition by {{ key }}, reject_reason is null order by {{ order_by }}
+                )
+        end
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook (DuckDB): the true rank of every valid row whose key this build touched and
+    that has more than one valid row. rowid breaks ties the same way in every evaluation (two
+    copies of an event in one CSV or JSON file have no row number). -#}
+{% macro rank_redeliveries(key, rank_column, order_by) -%}
+    {%- if target.type == 'duckdb' -%}
+        update {{ this }} as target
+        set {{ rank_column }} = ranked.rank
+        from (
+            select
+                rowid as row_id,
+                row_number() over (partition by {{ key }} order by {{ order_by }}, rowid) as rank
+            from {{ this }}
+            where
+                reject_reason is null
+                and {{ key }} in (
+                    select {{ key }}
+                    from {{ this }}
+                    where
+                        reject_reason is null
+                        and {{ key }} in (
+                            select {{ key }} from {{ this }} where _staging_run = {{ staging_run() }}
+                        )
+                    group by {{ key }}
+                    having count(*) > 1
+                )
+        ) as ranked
+        where target.rowid = ranked.row_id and target.{{ rank_column }} <> ranked.rank
+    {%- else -%}
+        select 1
+    {%- endif -%}
 {%- endmacro %}

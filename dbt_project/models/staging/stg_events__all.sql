@@ -8,6 +8,7 @@
         incremental_strategy="delete+insert",
         unique_key="event_id",
         pre_hook="{{ unstage_changed_files('events') }}",
+        post_hook="{{ rank_redeliveries('event_id', 'delivery_rank', '_file, _row, occurred_at') }}",
     )
 }}
 {%- set restage = restage_all() %}
@@ -75,18 +76,35 @@ checked as (
 
 ranked_input as (
     {% if not restage -%}
-        {{ with_earlier_rows('checked', 'event_id', 'delivery_rank') }}
+        {{ with_earlier_rows('checked', 'event_id', ['delivery_rank', '_staging_run']) }}
     {%- else -%}
         select * from checked
     {%- endif %}
 )
 
 select
-    *,
-    case
-        when reject_reason is null
-            then row_number() over (
-                partition by event_id, reject_reason is null order by _file, _row, occurred_at
-            )
-    end as delivery_rank
+    event_id,
+    order_id,
+    user_id,
+    anonymous_id,
+    email_hash,
+    phone_hash,
+    event_type,
+    channel,
+    occurred_at,
+    amount,
+    currency,
+    properties,
+    _file,
+    _file_modified_at,
+    _row,
+    _staging_fingerprint,
+    _parse_error,
+    -- the raw text is kept where it explains a rejection (it would double the table's width)
+    case when reject_reason is not null then raw_occurred_at end as raw_occurred_at,
+    case when reject_reason is not null then raw_amount end as raw_amount,
+    case when reject_reason is not null then raw_properties end as raw_properties,
+    reject_reason,
+    {{ redelivery_rank('event_id', '_file, _row, occurred_at') }} as delivery_rank,
+    {{ staging_run() }} as _staging_run
 from ranked_input

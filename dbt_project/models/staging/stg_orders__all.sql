@@ -78,7 +78,7 @@ checked as (
 
 ranked_input as (
     {% if not restage -%}
-        {{ with_earlier_rows('checked', 'order_id', 'version_rank') }}
+        {{ with_earlier_rows('checked', 'order_id', ['version_rank']) }}
     {%- else -%}
         select * from checked
     {%- endif %}

@@ -11,7 +11,13 @@
     active       otherwise
 
     The signup day counts as activity. Each person is in exactly one stage each day.
-    Materialised for the lifecycle marts; intervals live in user_lifecycle_history. -#}
+    Materialised for the lifecycle marts; intervals live in user_lifecycle_history.
+
+    How: between two active days nothing but the calendar moves, so every clock (last active
+    day, last activity, a lapse since, the last return from churned) is worked out once per
+    active day (the anchors: a few rows per person) and each anchor's interval of days is
+    then expanded with plain arithmetic. A window over the person-day rows themselves would
+    sort the largest table of the project three times (200M rows at the large benchmark). -#}
 with milestones as (
     select * from {{ ref('int_person_milestones') }}
 ),
@@ -31,55 +37,106 @@ lapses as (
     from {{ ref('int_subscription_lapses') }}
 ),
 
-days as (
+-- the days a clock can restart: first seen (the start of the first interval), activity
+-- and signup (both count as active)
+anchor_candidates as (
     select
         milestones.user_key,
+        activity.activity_date as day,
+        true as has_activity
+    from milestones
+    inner join activity
+        on
+            milestones.user_key = activity.user_key
+            and milestones.first_seen_date <= activity.activity_date
+            and activity.activity_date <= {{ as_of_date() }}
+    union all
+    select
+        user_key,
+        signup_date as day,
+        false as has_activity
+    from milestones
+    where signup_date <= {{ as_of_date() }}
+    union all
+    select
+        user_key,
+        first_seen_date as day,
+        false as has_activity
+    from milestones
+),
+
+anchors as (
+    select
+        candidates.user_key,
+        candidates.day,
+        bool_or(candidates.has_activity) as has_activity,
+        bool_or(candidates.has_activity) or candidates.day = milestones.signup_date as is_active
+    from anchor_candidates as candidates
+    inner join milestones on candidates.user_key = milestones.user_key
+    group by candidates.user_key, candidates.day, milestones.signup_date
+),
+
+intervals as (
+    select
+        user_key,
+        day,
+        has_activity,
+        is_active,
+        case when is_active then day end as last_active_date,
+        coalesce(
+            lead(day) over (partition by user_key order by day) - 1, {{ as_of_date() }}
+        ) as last_day,
+        max(case when has_activity then day end) over (
+            partition by user_key order by day rows between unbounded preceding and current row
+        ) as last_activity_date
+    from anchors
+),
+
+-- a subscription lapse after the interval's active day (and within the interval) churns the
+-- person from that day on
+interval_lapses as (
+    select
+        intervals.user_key,
+        intervals.day,
+        min(lapses.lapse_date) as lapse_date
+    from intervals
+    inner join lapses
+        on
+            intervals.user_key = lapses.user_key
+            and intervals.last_active_date < lapses.lapse_date
+            and intervals.last_day >= lapses.lapse_date
+    group by intervals.user_key, intervals.day
+),
+
+with_lapses as (
+    select
+        intervals.*,
+        interval_lapses.lapse_date,
         milestones.signup_date,
         milestones.activation_date,
-        milestones.is_activated_in_window,
-        calendar.day
-    from {{ each_day('milestones', 'milestones.first_seen_date', as_of_date(), 'calendar') }}
+        milestones.is_activated_in_window
+    from intervals
+    inner join milestones on intervals.user_key = milestones.user_key
+    left join interval_lapses
+        on intervals.user_key = interval_lapses.user_key and intervals.day = interval_lapses.day
 ),
 
-marked as (
-    select
-        days.*,
-        activity.user_key is not null as has_activity,
-        activity.user_key is not null or days.day = days.signup_date as is_active,
-        lapses.lapse_date
-    from days
-    left join activity on days.user_key = activity.user_key and days.day = activity.activity_date
-    left join lapses on days.user_key = lapses.user_key and days.day = lapses.lapse_date
-),
-
-clocks as (
-    select
-        *,
-        max(case when is_active then day end) over person_so_far as last_active_date,
-        max(case when has_activity then day end) over person_so_far as last_activity_date,
-        max(lapse_date) over person_so_far as last_lapse_date
-    from marked
-    window person_so_far as (partition by user_key order by day rows between unbounded preceding and current row)
-),
-
-churn as (
-    select
-        *,
-        signup_date is not null
-        and day >= signup_date
-        and (
-            {{ days_between('last_active_date', 'day') }} >= {{ var('lifecycle_churned_after_days') }}
-            or (last_lapse_date is not null and last_lapse_date > last_active_date)
-        ) as is_churned
-    from clocks
-),
-
+-- an active day after a churned day is a return: was the previous interval's last day churned?
 returns as (
     select
         *,
-        is_active and coalesce(lag(is_churned) over (partition by user_key order by day), false)
-            as is_reactivation
-    from churn
+        is_active and coalesce(
+            signup_date is not null
+            and day - 1 >= signup_date
+            and (
+                {{ days_between(
+                    'lag(last_active_date) over (partition by user_key order by day)', 'day - 1'
+                ) }} >= {{ var('lifecycle_churned_after_days') }}
+                or lag(lapse_date) over (partition by user_key order by day) <= day - 1
+            ),
+            false
+        ) as is_reactivation
+    from with_lapses
 ),
 
 return_clock as (
@@ -91,11 +148,38 @@ return_clock as (
     from returns
 ),
 
+days as (
+    select
+        return_clock.user_key,
+        calendar.day,
+        return_clock.day = calendar.day and return_clock.has_activity as is_active,
+        return_clock.signup_date,
+        return_clock.activation_date,
+        return_clock.is_activated_in_window,
+        return_clock.last_active_date,
+        return_clock.last_activity_date,
+        return_clock.last_reactivation_date,
+        return_clock.lapse_date
+    from {{ each_day('return_clock', 'return_clock.day', 'return_clock.last_day', 'calendar') }}
+),
+
+churn as (
+    select
+        *,
+        signup_date is not null
+        and day >= signup_date
+        and (
+            {{ days_between('last_active_date', 'day') }} >= {{ var('lifecycle_churned_after_days') }}
+            or lapse_date <= day
+        ) as is_churned
+    from days
+),
+
 final as (
     select
         user_key,
         day,
-        has_activity as is_active,
+        is_active,
         {{ days_between('last_activity_date', 'day') }} as days_since_activity,
         case
             when signup_date is null or day < signup_date then 'prospect'
@@ -111,7 +195,7 @@ final as (
                 then 'activated'
             else 'active'
         end as lifecycle_stage
-    from return_clock
+    from churn
 )
 
 select * from final

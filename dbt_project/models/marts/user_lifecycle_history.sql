@@ -3,35 +3,28 @@ with stages as (
     select * from {{ ref('int_person_day_stage') }}
 ),
 
-changes as (
-    select
-        *,
-        case
-            when lifecycle_stage = lag(lifecycle_stage) over (partition by user_key order by day) then 0
-            else 1
-        end as is_start
-    from stages
-),
-
+-- consecutive days in one stage share day minus their number within the stage (one sort
+-- of the person-day rows, where marking each change and summing the marks takes two)
 islands as (
     select
-        *,
-        sum(is_start) over (
-            partition by user_key order by day rows between unbounded preceding and current row
-        ) as interval_number
-    from changes
+        user_key,
+        lifecycle_stage,
+        day,
+        is_active,
+        {{ dbt.dateadd('day', '-row_number() over (partition by user_key, lifecycle_stage order by day)', 'day') }}
+            as island
+    from stages
 ),
 
 intervals as (
     select
         user_key,
-        interval_number,
         lifecycle_stage,
         min(day) as valid_from,
         max(day) as last_day,
         count(*) filter (where is_active) as active_days
     from islands
-    group by user_key, interval_number, lifecycle_stage
+    group by user_key, lifecycle_stage, island
 ),
 
 final as (

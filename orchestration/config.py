@@ -158,6 +158,10 @@ class ClvConfig(_Section):
     holdout_days: int = Field(90, ge=7, description="The holdout check fits on orders up to "
                                                     "this many days before the as-of date and "
                                                     "predicts those days.")
+    holdout_check_every_days: int = Field(7, ge=1, description="The holdout check (a second "
+                                                               "fit) runs again once the "
+                                                               "stored one is this many days "
+                                                               "old; 1 = every day.")
     min_repeat_customers: int = Field(20, ge=5, description="Fewer people with a repeat "
                                                           "purchase than this: no CLV fit "
                                                           "(clv stays null, with a warning).")

@@ -3,6 +3,7 @@ ml/winback.py. Tables go to the working database's `marts` schema and are publis
 the rest."""
 
 import base64
+import datetime as dt
 import time
 
 import dagster as dg
@@ -126,14 +127,38 @@ def user_clv(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDat
     return dg.MaterializeResult(metadata=metadata)
 
 
+def holdout_check_due(last_checked: dt.date | None, as_of: dt.date, every_days: int) -> bool:
+    """The stored holdout check stands while it is younger than `every_days` and not from a
+    later date than this run's (a backfill of an earlier date checks again)."""
+    if last_checked is None:
+        return True
+    return not 0 <= (as_of - last_checked).days < every_days
+
+
+def _last_holdout_check(ulm: UlmSettings) -> dt.date | None:
+    with duckdb.connect(str(ulm.work_db), read_only=True) as con:
+        exists = con.execute("select count(*) from information_schema.tables where "
+                             "table_schema = 'marts' and table_name = 'clv_holdout_check'"
+                             ).fetchone()[0]
+        if not exists:
+            return None
+        return con.execute("select max(as_of_date) from marts.clv_holdout_check").fetchone()[0]
+
+
 @dg.asset(deps=[_model_key("int_purchase_days")], group_name="value", kinds={"python", "pymc"})
 def clv_holdout_check(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
     """Fit the CLV models on orders up to `clv.holdout_days` before the as-of date, predict
     the days after, compare with what happened: in total, per number of earlier repeat
-    purchases, per person. Table `clv_holdout_check`, numbers and a plot here."""
+    purchases, per person. Table `clv_holdout_check`, numbers and a plot here. Runs every
+    `clv.holdout_check_every_days` (it is a second fit); between, the stored check stands."""
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     c = cfg.clv
+    last = _last_holdout_check(ulm)
+    if not holdout_check_due(last, pd.Timestamp(as_of).date(), c.holdout_check_every_days):
+        context.log.info(f"CLV holdout check of {last} stands (runs every "
+                         f"{c.holdout_check_every_days} days)")
+        return dg.MaterializeResult(metadata={"checked_on": str(last), "rerun": False})
     clv.use_compile_dir()
     try:
         result = clv.holdout_check(_purchase_days(ulm), as_of, c.holdout_days, "day",
@@ -157,6 +182,7 @@ def clv_holdout_check(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
         f"{result['predicted_total']:.0f} repeat purchases, actual {result['actual_total']:.0f} "
         f"({result['total_error_pct']:+.1f}%)")
     return dg.MaterializeResult(metadata={
+        "checked_on": str(as_of), "rerun": True,
         "cutoff_date": result["cutoff_date"], "customers": result["customers"],
         "predicted_total": round(result["predicted_total"], 1),
         "actual_total": result["actual_total"],

@@ -3,6 +3,7 @@ and per-person predictions against the closed-form BG/NBD and Gamma-Gamma expres
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 from pathlib import Path
 
@@ -165,3 +166,17 @@ def test_predicting_partitions_gives_the_same_answers_as_predicting_everyone(cdn
                        for part in (summary.iloc[:500], summary.iloc[500:1700],
                                     summary.iloc[1700:])])
     pd.testing.assert_frame_equal(parts, whole)
+
+
+def test_the_holdout_check_reruns_weekly_and_for_earlier_dates():
+    from orchestration.value_assets import holdout_check_due
+
+    day = dt.date(2026, 11, 21)
+    assert holdout_check_due(None, day, 7)
+    assert not holdout_check_due(day, day, 7)
+    assert not holdout_check_due(day - dt.timedelta(days=6), day, 7)
+    assert holdout_check_due(day - dt.timedelta(days=7), day, 7)
+    # a backfill of an earlier date does not take a check that saw later data
+    assert holdout_check_due(day + dt.timedelta(days=1), day, 7)
+    assert holdout_check_due(day, day, 1) is False and holdout_check_due(
+        day - dt.timedelta(days=1), day, 1)

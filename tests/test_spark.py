@@ -73,6 +73,8 @@ def normalised(relation: str, columns: list[tuple[str, str]]) -> str:
     JSON text parsed (key order and spacing differ)."""
     exprs = []
     for name, kind in columns:
+        if name == "_staging_run":  # which dbt invocation staged the row: differs by design
+            continue
         col = f'"{name}"'
         if kind.startswith("TIMESTAMP"):
             exprs.append(f"CAST({col} AS TIMESTAMP)")

@@ -3,7 +3,8 @@
 One raw dir lives through a day of deliveries: the first build sees all but the last month;
 then the last month arrives, a Parquet and a JSON Lines events file are redelivered under
 names that sort first (so earlier rows lose their first-delivery rank), one orders file is
-rewritten with fewer rows and one events file is withdrawn. The incremental build on top of
+rewritten with fewer rows, one events file is withdrawn, and so is an early copy of another
+(whose original's rows become first deliveries again). The incremental build on top of
 the first must equal a full build of the final raw dir, table by table, in every dbt layer
 below the ML-joined dim_users (which is built from these, by the same SQL)."""
 
@@ -90,14 +91,22 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     for source in ("events", "orders"):
         shutil.move(raw / source / last_month, held / source / last_month)
 
+    # an early copy of a file: staged first (its name sorts first), so the original's rows
+    # are second deliveries until the copy is withdrawn below
+    first_month = sorted(p.name for p in (raw / "events").iterdir())[0]
+    original = raw / "events" / first_month / "app-web-c0001.parquet"
+    early_copy = original.with_name("0-early-copy.parquet")
+    shutil.copy(original, early_copy)
+
     inc, full = tmp_path / "inc", tmp_path / "full"
     build(raw, inc, settings.end_date)
+    assert count(inc / "work.duckdb", "select count(*) from staging.stg_events__all where "
+                                      f"_file = '{original}' and delivery_rank = 2") > 0
     staged_before = count(inc / "work.duckdb", "select count(*) from staging.stg_events__all")
 
     # the day's deliveries
     for source in ("events", "orders"):
         shutil.move(held / source / last_month, raw / source / last_month)
-    first_month = sorted(p.name for p in (raw / "events").iterdir())[0]
     for name, copy in (("app-web-c0000.parquet", "0-redelivered.parquet"),
                        ("mini-c0000.jsonl", "0-redelivered.jsonl")):
         shutil.copy(raw / "events" / first_month / name, raw / "events" / first_month / copy)
@@ -107,6 +116,7 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     Path(f"{rewritten}.tmp").replace(rewritten)
     withdrawn = raw / "events" / first_month / "mini-c0001.jsonl"
     withdrawn.unlink()
+    early_copy.unlink()  # the original's rows are first deliveries again
 
     log = build(raw, inc, settings.end_date)
     assert "incremental model staging.stg_events__all" in log
@@ -125,6 +135,8 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
                        f"'{rewritten}'") == 5
     assert count(work, "select count(*) from staging.stg_events__all where _file = "
                        f"'{withdrawn}'") == 0
+    assert count(work, "select count(*) from staging.stg_events__all where _file = "
+                       f"'{original}' and delivery_rank <> 1") == 0
     assert count(work, "select count(*) from staging.stg_events__all") > staged_before
 
 

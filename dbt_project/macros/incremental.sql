@@ -104,9 +104,11 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook (DuckDB): the true rank of every valid row whose key this build touched and
-    that has more than one valid row. rowid breaks ties the same way in every evaluation (two
-    copies of an event in one CSV or JSON file have no row number). -#}
+{#- Post-hook (DuckDB): the true rank of every valid row of a key that this build touched
+    and that has more than one valid row, or that has a row ranked after the first (its first
+    delivery may have left with a withdrawn or rewritten file: the copy left behind is the
+    first now). rowid breaks ties the same way in every evaluation (two copies of an event in
+    one CSV or JSON file have no row number). -#}
 {% macro rank_redeliveries(key, rank_column, order_by) -%}
     {%- if target.type == 'duckdb' -%}
         update {{ this }} as target
@@ -128,6 +130,8 @@
                         )
                     group by {{ key }}
                     having count(*) > 1
+                    union
+                    select {{ key }} from {{ this }} where {{ rank_column }} > 1
                 )
         ) as ranked
         where target.rowid = ranked.row_id and target.{{ rank_column }} <> ranked.rank

@@ -3,18 +3,17 @@
 import hashlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+from conftest import run_dbt
 
 from orchestration.cli import main
 from orchestration.config import dbt_vars, load_config
 from orchestration.dbt_args import dbt_unit_test_args
-from orchestration.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from orchestration.truth import churn_quality, identity_quality
 
 pytestmark = pytest.mark.e2e
@@ -172,14 +171,10 @@ def test_lifecycle_marts_add_up(small_world):
     assert late == [(0,)]
 
 
-def test_dbt_unit_tests_pass(small_world):
+def test_dbt_unit_tests_pass(small_world, tmp_path):
     v = dbt_vars(load_config(None), small_world.as_of, small_world.warehouse)
-    proc = subprocess.run(
-        [DBT_EXECUTABLE, *dbt_unit_test_args(v), "--project-dir", str(DBT_PROJECT_DIR),
-         "--profiles-dir", str(DBT_PROJECT_DIR)],
-        capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "PASS=" in proc.stdout and "ERROR=0" in proc.stdout
+    out = run_dbt(dbt_unit_test_args(v), tmp_path / "dbt_target")
+    assert "PASS=" in out and "ERROR=0" in out
 
 
 def test_backfill_rerun_is_idempotent_and_a_corrupt_file_blocks_without_touching_serving(
@@ -208,9 +203,6 @@ def test_backfill_rerun_is_idempotent_and_a_corrupt_file_blocks_without_touching
             "--as-of", small_world.as_of]
     assert main(args) == 0
     assert table_digest(serving, "dim_users", "user_key") == after_backfill
-
-    args = ["run", "--raw-dir", str(raw), "--warehouse", str(warehouse),
-            "--as-of", small_world.as_of]
 
     published = serving.read_bytes()
     bad = raw / "events" / "month=2026-11" / "late-delivery.parquet"

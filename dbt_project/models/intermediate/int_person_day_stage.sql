@@ -70,10 +70,18 @@ anchors as (
         candidates.user_key,
         candidates.day,
         bool_or(candidates.has_activity) as has_activity,
-        bool_or(candidates.has_activity) or candidates.day = milestones.signup_date as is_active
+        bool_or(candidates.has_activity) or candidates.day = milestones.signup_date as is_active,
+        milestones.signup_date,
+        milestones.activation_date,
+        milestones.is_activated_in_window
     from anchor_candidates as candidates
     inner join milestones on candidates.user_key = milestones.user_key
-    group by candidates.user_key, candidates.day, milestones.signup_date
+    group by
+        candidates.user_key,
+        candidates.day,
+        milestones.signup_date,
+        milestones.activation_date,
+        milestones.is_activated_in_window
 ),
 
 intervals as (
@@ -82,6 +90,9 @@ intervals as (
         day,
         has_activity,
         is_active,
+        signup_date,
+        activation_date,
+        is_activated_in_window,
         case when is_active then day end as last_active_date,
         coalesce(
             lead(day) over (partition by user_key order by day) - 1, {{ as_of_date() }}
@@ -111,12 +122,8 @@ interval_lapses as (
 with_lapses as (
     select
         intervals.*,
-        interval_lapses.lapse_date,
-        milestones.signup_date,
-        milestones.activation_date,
-        milestones.is_activated_in_window
+        interval_lapses.lapse_date
     from intervals
-    inner join milestones on intervals.user_key = milestones.user_key
     left join interval_lapses
         on intervals.user_key = interval_lapses.user_key and intervals.day = interval_lapses.day
 ),

@@ -3,15 +3,17 @@
 
 import base64
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, dbt_assets
 from pydantic import Field
 
 from expectations import results
 from ml import reports
+from orchestration import dbt_in_process
 from orchestration.config import dbt_vars
 from orchestration.dbt_args import dbt_build_args, resolve_as_of, summarize_failures
 from orchestration.landing import SOURCES, land
@@ -73,22 +75,33 @@ def raw_landing(context: dg.AssetExecutionContext, ulm: UlmSettings):
     yield dg.MaterializeResult(asset_key=["landing", "pii_key"])
 
 
-def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmSettings,
-               config: "RunDate"):
+def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "RunDate"):
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     context.log.info(f"dbt build as of {as_of}" + (" (full refresh)" if config.full_refresh
                                                     else ""))
     args = dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse), full_refresh=config.full_refresh)
-    invocation = dbt.cli(args, context=context, raise_on_error=False,
-                         target_path=ulm.dbt_target)
-    yield from invocation.stream()
+    try:
+        invocation = dbt_in_process.build(
+            args, context=context, project_dir=Path(ulm_dbt_project.project_dir),
+            profiles_dir=Path(ulm_dbt_project.profiles_dir), target_path=ulm.dbt_target)
+    except dbt_in_process.DbtInProcessError as error:
+        raise dg.Failure(description=str(error)) from None
+    yield from invocation.stream(context)
     _record_dbt_tests(context, ulm, as_of, invocation)
     if not invocation.is_successful():
+        reason = ("" if invocation.exception is None
+                  else f" ({type(invocation.exception).__name__}: {invocation.exception})")
         raise dg.Failure(
-            description="dbt build failed: " + summarize_failures(
-                invocation.get_artifact("run_results.json")),
+            description="dbt build failed" + reason + ": " + _failures(invocation),
         )
+
+
+def _failures(invocation) -> str:
+    try:
+        return summarize_failures(invocation.get_artifact("run_results.json"))
+    except FileNotFoundError:
+        return "dbt stopped before running any model (see the dbt log above)."
 
 
 def _record_dbt_tests(context, ulm: UlmSettings, as_of: str, invocation) -> None:
@@ -112,9 +125,8 @@ def _dbt_stage(name: str, select: str, exclude: str | None, doc: str):
     @dbt_assets(manifest=ulm_dbt_project.manifest_path, project=ulm_dbt_project,
                 dagster_dbt_translator=UlmTranslator(), select=select, exclude=exclude,
                 name=name)
-    def _stage(context: dg.AssetExecutionContext, dbt: DbtCliResource, ulm: UlmSettings,
-               config: RunDate):
-        yield from _dbt_build(context, dbt, ulm, config)
+    def _stage(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
+        yield from _dbt_build(context, ulm, config)
 
     _stage.__doc__ = doc
     return _stage

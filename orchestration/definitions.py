@@ -6,9 +6,8 @@ import dagster as dg
 
 from orchestration.assets import DBT_STAGES, lifecycle_report, raw_landing, serving_database
 from orchestration.churn_assets import churn_drift_check, churn_model, user_churn_scores
-from orchestration.project import DBT_EXECUTABLE, ulm_dbt_project
 from orchestration.quality_checks import all_checks
-from orchestration.resources import UlmDbtCli, UlmSettings
+from orchestration.resources import UlmSettings
 from orchestration.schedules import daily_job, daily_schedule
 from orchestration.value_assets import clv_holdout_check, user_clv, winback_targets
 
@@ -17,7 +16,6 @@ def build_resources(ulm: UlmSettings | None = None) -> dict:
     """Resources for a deployment: from environment variables (read at run time) unless
     given explicitly (the `ulm run` command and tests do)."""
     return {
-        "dbt": UlmDbtCli(project_dir=ulm_dbt_project, dbt_executable=DBT_EXECUTABLE),
         "ulm": ulm or UlmSettings(
             raw_dir=dg.EnvVar("ULM_RAW_DIR"),
             warehouse_dir=dg.EnvVar("ULM_WAREHOUSE"),

@@ -1,0 +1,152 @@
+"""dbt builds inside the Dagster run's process instead of one `dbt` subprocess per stage.
+
+A subprocess per stage paid, three times a run, for importing dbt (~3.5 s here) and for
+loading the project (a partial parse when the vars are unchanged, a full parse when the
+as-of date moved: every day). In-process, dbt is imported once, the project is parsed once
+per run (the three stages share the run's vars), and each build receives that manifest.
+Each build compiles every node it runs from the node's raw SQL with the build's vars, so a
+parsed manifest is never reused across runs (the as-of date, and what `is_incremental()`
+sees, belong to one run).
+
+The Dagster events are dagster-dbt's own (`DbtCoreCliEventMessage.to_default_asset_events`)
+made from dbt's structured events, so materialisations and asset checks look exactly as they
+did from the subprocess."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator
+from dagster_dbt.asset_utils import (
+    extract_runtime_selection_from_args,
+    get_updated_cli_invocation_params_for_context,
+)
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+
+# dbt's events that become Dagster events (a model, seed, snapshot or test finished)
+RESULT_EVENTS = frozenset({"LogModelResult", "LogSeedResult", "LogSnapshotResult",
+                           "LogTestResult"})
+
+# (run id, project dir, target path, vars) -> the parsed dbt manifest of that run
+_MANIFESTS: dict[tuple[str, str, str, str], Any] = {}
+
+
+class DbtInProcessError(RuntimeError):
+    """dbt could not start the build (the project does not parse, the profile is wrong)."""
+
+
+def vars_argument(args: Sequence[str]) -> str:
+    """The JSON given to --vars (empty object when there is none)."""
+    args = list(args)
+    if "--vars" in args:
+        return args[args.index("--vars") + 1]
+    return "{}"
+
+
+def release_duckdb() -> None:
+    """Close dbt-duckdb's database handle. dbt-duckdb keeps one per process until exit; the
+    steps after a build open the same file with their own settings, which DuckDB refuses
+    while another handle with other settings is open."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if env is not None:
+            env.close()
+
+
+def parsed_manifest(run_id: str, project_dir: Path, profiles_dir: Path, target_path: Path,
+                    vars_json: str):
+    """The run's dbt manifest: `dbt parse` in-process, once per run (partial parsing in
+    target_path makes it ~1 s when the vars are those of the last parse there)."""
+    from dbt.cli.main import dbtRunner
+
+    key = (run_id, str(project_dir), str(target_path), vars_json)
+    if key not in _MANIFESTS:
+        _MANIFESTS.clear()  # one run at a time in a process: keep only the current one
+        result = dbtRunner().invoke([
+            "parse", "--quiet", "--project-dir", str(project_dir),
+            "--profiles-dir", str(profiles_dir), "--target-path", str(target_path),
+            "--log-path", str(target_path), "--vars", vars_json,
+        ])
+        if not result.success:
+            raise DbtInProcessError(f"dbt parse failed: {result.exception or 'see the log'}")
+        _MANIFESTS[key] = result.result
+    return _MANIFESTS[key]
+
+
+@dataclass
+class InProcessInvocation:
+    """What a finished in-process build left: its dbt events and artifacts."""
+
+    success: bool
+    target_path: Path
+    manifest: dict[str, Any]  # dagster-dbt's view of the manifest (the definitions' one)
+    translator: DagsterDbtTranslator
+    project: Any
+    raw_events: list[dict[str, Any]] = field(default_factory=list)
+    exception: BaseException | None = None
+
+    def is_successful(self) -> bool:
+        return self.success
+
+    def get_artifact(self, name: str) -> dict[str, Any]:
+        return json.loads((self.target_path / name).read_text())
+
+    def stream(self, context: dg.AssetExecutionContext) -> Iterator[Any]:
+        """Materialisations of the models and results of the tests, as dagster-dbt makes
+        them."""
+        for raw in self.raw_events:
+            event = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
+            yield from event.to_default_asset_events(
+                manifest=self.manifest, dagster_dbt_translator=self.translator,
+                context=context, target_path=self.target_path, project=self.project)
+
+
+def build(args: Sequence[str], *, context: dg.AssetExecutionContext, project_dir: Path,
+          profiles_dir: Path, target_path: Path) -> InProcessInvocation:
+    """Run `dbt <args>` for the assets this step materialises (dagster-dbt's selection:
+    the whole stage, or the subset picked in the UI)."""
+    from dbt.cli.main import dbtRunner
+    from dbt_common.events.functions import msg_to_dict
+
+    cleaned, selects, excludes = extract_runtime_selection_from_args(args)
+    params = get_updated_cli_invocation_params_for_context(
+        context=context, manifest={}, dagster_dbt_translator=DagsterDbtTranslator(),
+        runtime_selects=selects, runtime_excludes=excludes)
+    # a very large UI subset makes dagster-dbt write a selector into a copy of the project;
+    # the copy is parsed there like any other project
+    run_project = Path(params.dbt_project.project_dir) if params.dbt_project else project_dir
+    target_path.mkdir(parents=True, exist_ok=True)
+    # the shared target folder holds the last build's results; a build that stops before
+    # writing its own must not be judged by those
+    (target_path / "run_results.json").unlink(missing_ok=True)
+    manifest = parsed_manifest(context.run_id, run_project, profiles_dir, target_path,
+                               vars_argument(cleaned))
+    full_args = [
+        *cleaned, *params.selection_args,
+        "--project-dir", str(run_project), "--profiles-dir", str(profiles_dir),
+        "--target-path", str(target_path), "--log-path", str(target_path),
+        *(["--indirect-selection", params.indirect_selection]
+          if params.indirect_selection else []),
+    ]
+    raw_events: list[dict[str, Any]] = []
+
+    def keep_results(msg) -> None:
+        if msg.info.name in RESULT_EVENTS:
+            raw_events.append(msg_to_dict(msg))
+
+    try:
+        result = dbtRunner(manifest=manifest, callbacks=[keep_results]).invoke(full_args)
+    finally:
+        release_duckdb()
+    return InProcessInvocation(
+        success=result.success, target_path=target_path, manifest=params.manifest,
+        translator=params.dagster_dbt_translator, project=params.dbt_project,
+        raw_events=raw_events, exception=result.exception)

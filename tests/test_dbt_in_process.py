@@ -46,3 +46,27 @@ def test_parse_vars_fix_only_the_date():
     assert json.loads(parse_vars(build)) == {"as_of_date": PARSE_AS_OF, "currency": "EUR"}
     assert vars_argument(["build", "--vars", build, "--full-refresh"]) == build
     assert vars_argument(["build"]) == "{}"
+
+
+def test_a_failing_build_names_the_model_and_releases_the_database(tmp_path):
+    import dagster as dg
+    import duckdb
+
+    from orchestration.assets import ulm_dbt_after_ml
+    from orchestration.resources import UlmSettings
+
+    warehouse = tmp_path / "warehouse"
+    warehouse.mkdir()
+    ulm = UlmSettings(raw_dir=str(tmp_path / "raw"), warehouse_dir=str(warehouse),
+                      pii_key="test-key")
+    # dim_users alone, in a warehouse where nothing it reads was built
+    result = dg.materialize(
+        [ulm_dbt_after_ml], resources={"ulm": ulm}, raise_on_error=False,
+        run_config={"ops": {"ulm_dbt_after_ml": {"config": {"as_of": "2026-03-10"}}}})
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "dbt build failed" in message and "model dim_users" in message
+    # dbt no longer holds the file: it opens with other settings in this process
+    with duckdb.connect(str(warehouse / "work.duckdb"), config={"threads": 1}) as con:
+        assert con.execute("select 1").fetchall() == [(1,)]

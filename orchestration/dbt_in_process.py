@@ -9,8 +9,9 @@ parsed manifest is never reused across runs (the as-of date, and what `is_increm
 sees, belong to one run).
 
 The Dagster events are dagster-dbt's own (`DbtCoreCliEventMessage.to_default_asset_events`)
-made from dbt's structured events, so materialisations and asset checks look exactly as they
-did from the subprocess."""
+made from dbt's structured events, so materialisations and asset checks look as they did from
+the subprocess; they are emitted when a stage's build has finished (dbt's log lines show its
+progress meanwhile)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,16 @@
 {#- One row per event that occurred on or before the as-of date, with its person and business
-    date; erased people are left out. -#}
+    date; erased people are left out. Rebuilt per person: only the people in
+    int_changed_people on a daily run (macros/changed_people.sql). -#}
+{{
+    config(
+        materialized=("incremental" if target.type == "duckdb" else "table"),
+        incremental_strategy="append",
+        on_schema_change="sync_all_columns",
+        pre_hook="{{ forget_changed_people() }}",
+        post_hook="{{ chain_events_built() }}",
+    )
+}}
+-- depends_on: {{ ref('int_changed_people') }}
 with events as (
     select * from {{ ref('stg_events') }}
     where occurred_at < {{ as_of_end_utc() }}
@@ -19,9 +30,14 @@ final as (
         events.order_id,
         events.properties,
         events.is_known_event_type,
-        events.event_type in ({{ sql_list(var('activity_event_types')) }}) as is_activity
+        events.event_type in ({{ sql_list(var('activity_event_types')) }}) as is_activity,
+        -- staging lineage: what int_changed_people compares on the next run
+        events._file,
+        events._row,
+        events._staging_run
     from events
     {{ join_person('events') }}
+    {{ only_changed_people('tuples.user_key') }}
 )
 
 select * from final

@@ -1,12 +1,24 @@
 {#- One row per person per business day on which they did anything (an event or an order),
     up to the as-of date. `is_active` follows the contract: an order, or an event whose type
-    is in `activity_event_types`. -#}
+    is in `activity_event_types`. Rebuilt per person, like int_events. -#}
+{{
+    config(
+        materialized=("incremental" if target.type == "duckdb" else "table"),
+        incremental_strategy="append",
+        on_schema_change="sync_all_columns",
+        pre_hook="{{ forget_changed_people() }}",
+        post_hook="{{ chain_activity_built() }}",
+    )
+}}
+-- depends_on: {{ ref('int_changed_people') }}
 with events as (
     select * from {{ ref('int_events') }}
+    where true {{ only_changed_people('user_key') }}
 ),
 
 orders as (
     select * from {{ ref('int_orders') }}
+    where true {{ only_changed_people('user_key') }}
 ),
 
 event_days as (

@@ -25,7 +25,9 @@ final as (
             'purchase', 'refund', 'subscription_start', 'subscription_renew',
             'subscription_cancel', 'support_ticket', 'survey_response'
         ) as is_known_event_type,
-        _file
+        _file,
+        _row,
+        _staging_run
     from events
     where reject_reason is null and delivery_rank = 1
 )

@@ -17,7 +17,8 @@ TEST_PII_KEY = "test-key-not-secret"
 # run bookkeeping of the person-level incremental builds (what changed since the last run,
 # and the state it is compared with): differs between two builds of the same data by design
 RUN_BOOKKEEPING = {"intermediate.int_changed_people", "intermediate.int_person_chain_state",
-                   "intermediate.int_person_chain_tuples", "intermediate.int_person_chain_orders"}
+                   "intermediate.int_person_chain_tuples", "intermediate.int_person_chain_orders",
+                   "intermediate.int_person_chain_runs"}
 
 
 def pytest_configure(config) -> None:

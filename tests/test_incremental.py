@@ -169,3 +169,28 @@ def test_a_new_pii_key_restages_every_file(tmp_path):
     assert rows_after == rows_before
     assert len(hashes_after) == len(hashes_before) > 1
     assert not (set(hashes_before) & set(hashes_after)) - {None}
+
+
+def test_a_withdrawn_file_alone_rebuilds_its_people(tmp_path):
+    """No new data, one events file withdrawn: the people whose events it held are rebuilt
+    (with those whose identity its identifiers had linked), and end as a full refresh has
+    them. Without the check of built rows whose staged row is gone, this fails."""
+    settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
+    generate(tmp_path / "gen", settings)
+    raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
+    build(raw, inc, settings.end_date)
+    withdrawn = sorted((raw / "events").glob("*/*.parquet"))[-1]  # its people are known by then
+    people = {row[0] for row in duckdb.connect(str(inc / "work.duckdb"), read_only=True).execute(
+        f"select distinct user_key from intermediate.int_events where _file = '{withdrawn}'"
+    ).fetchall()}
+    assert people
+    withdrawn.unlink()
+
+    build(raw, inc, settings.end_date)
+    build(raw, full, settings.end_date)
+    assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
+    with duckdb.connect(str(inc / "work.duckdb"), read_only=True) as con:
+        changed = dict(con.execute(
+            "select user_key, reason from intermediate.int_changed_people").fetchall())
+    assert people <= changed.keys()
+    assert None not in changed  # a list of people, not "everyone"

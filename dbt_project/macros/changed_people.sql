@@ -6,13 +6,15 @@
     (`int_changed_people`) and keeps everyone else's, which gives a full refresh's answer:
       * an identity merge re-keys a person's whole history, so the unit is the person, not
         the day (a day lookback would miss it);
-      * events are compared with what int_events was built from by their staging lineage
-        (file, row, staging run): new, restaged, re-ranked and withdrawn rows all show;
+      * events are compared with what int_events was built from by their staging lineage:
+        rows of staging builds the chain has not seen (a re-ranked row is stamped with the
+        build that re-ranked it), rows the moved as-of date lets in, and built rows whose
+        file and staging build are gone (withdrawn or restaged files);
       * tuples and orders are compared with snapshots taken when the chain last finished;
       * erased people are always rebuilt (to nothing);
       * everyone is rebuilt when the as-of date went back (a backfill), a var or chain model
         changed (the fingerprint), or the last build stopped between the two models.
-    The state lives in three small tables beside the models (see chain_state()). -#}
+    The state lives in small tables beside the models (see chain_state()). -#}
 
 {% macro chain_state(part) -%}
     {{ this.database }}.{{ this.schema }}.int_person_chain_{{ part }}
@@ -41,7 +43,8 @@
         {{ return('full refresh') }}
     {%- endif -%}
     {%- for name in ['int_events', 'int_person_day_activity', 'int_person_chain_state',
-                     'int_person_chain_tuples', 'int_person_chain_orders'] -%}
+                     'int_person_chain_tuples', 'int_person_chain_orders',
+                     'int_person_chain_runs'] -%}
         {%- if adapter.get_relation(this.database, this.schema, name) is none -%}
             {{ return('no ' ~ name ~ ' yet') }}
         {%- endif -%}
@@ -115,6 +118,8 @@
     state that says the chain is complete. -#}
 {% macro chain_activity_built() -%}
     {%- if target.type == 'duckdb' -%}
+        create or replace table {{ chain_state('runs') }} as
+        select distinct _staging_run from {{ ref('stg_events') }};
         create or replace table {{ chain_state('tuples') }} as
         select tuple_key, user_key from {{ ref('int_identity_tuples') }};
         create or replace table {{ chain_state('orders') }} as

@@ -108,11 +108,12 @@
     and that has more than one valid row, or that has a row ranked after the first (its first
     delivery may have left with a withdrawn or rewritten file: the copy left behind is the
     first now). rowid breaks ties the same way in every evaluation (two copies of an event in
-    one CSV or JSON file have no row number). -#}
+    one CSV or JSON file have no row number). A re-ranked row is stamped with this build's
+    `_staging_run`: it is new to the person-level models (macros/changed_people.sql). -#}
 {% macro rank_redeliveries(key, rank_column, order_by) -%}
     {%- if target.type == 'duckdb' -%}
         update {{ this }} as target
-        set {{ rank_column }} = ranked.rank
+        set {{ rank_column }} = ranked.rank, _staging_run = {{ staging_run() }}
         from (
             select
                 rowid as row_id,

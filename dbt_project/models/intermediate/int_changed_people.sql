@@ -21,46 +21,47 @@
 
 {%- else %}
 
-    with current_events as (
+    with built_state as (
+        select * from {{ chain_state('state') }}
+    ),
+
+    -- rows the chain has not seen: staged (or re-ranked: the post-hook stamps those) by a
+    -- staging build after its last build, or inside the days the as-of date moved over
+    new_events as (
         select
             event_id,
-            _file,
-            _row,
-            _staging_run,
-            user_id,
-            anonymous_id,
-            email_hash,
-            phone_hash
+            {{ identity_tuple_key('user_id', 'anonymous_id', 'email_hash', 'phone_hash') }} as tuple_key
         from {{ ref('stg_events') }}
-        where occurred_at < {{ as_of_end_utc() }}
-    ),
-
-    built_events as (
-        select
-            event_id,
-            _file,
-            _row,
-            _staging_run,
-            user_key
-        from {{ this.database }}.{{ this.schema }}.int_events
-    ),
-
-    -- new, restaged, re-ranked (another copy is first now) and withdrawn events
-    event_changes as (
-        select
-            -- the identifiers of a current row (null for a row that left), as a tuple key
-            case when current_events.event_id is not null then {{ identity_tuple_key(
-                'current_events.user_id', 'current_events.anonymous_id',
-                'current_events.email_hash', 'current_events.phone_hash') }} end as tuple_key,
-            built_events.user_key as built_user_key
-        from current_events
-        full outer join built_events on current_events.event_id = built_events.event_id
         where
-            current_events.event_id is null
-            or built_events.event_id is null
-            or current_events._file is distinct from built_events._file
-            or current_events._row is distinct from built_events._row
-            or current_events._staging_run is distinct from built_events._staging_run
+            occurred_at < {{ as_of_end_utc() }}
+            and (
+                _staging_run not in (select runs._staging_run from {{ chain_state('runs') }} as runs)
+                or occurred_at >= (
+                    select {{ local_to_utc(
+                        "cast(built_state.as_of_date + interval 1 day as timestamp)",
+                        var('business_timezone')) }}
+                    from built_state
+                )
+            )
+    ),
+
+    current_lineage as (
+        select distinct
+            _file,
+            _staging_run
+        from {{ ref('stg_events') }}
+    ),
+
+    -- rows built from a staged row that is gone (its file withdrawn or restaged, or ranked
+    -- second since), and earlier copies of the new rows
+    left_events as (
+        select built.user_key
+        from {{ this.database }}.{{ this.schema }}.int_events as built
+        left join current_lineage
+            on built._file = current_lineage._file and built._staging_run = current_lineage._staging_run
+        where
+            current_lineage._file is null
+            or built.event_id in (select new_events.event_id from new_events)
     ),
 
     tuples as (
@@ -107,15 +108,15 @@
 
     changes as (
         select
-            built_user_key as user_key,
+            user_key,
             'events' as reason
-        from event_changes
+        from left_events
         union all
         select
             tuples.user_key,
             'events' as reason
-        from event_changes
-        inner join tuples on event_changes.tuple_key = tuples.tuple_key
+        from new_events
+        inner join tuples on new_events.tuple_key = tuples.tuple_key
         union all
         select
             built_user_key as user_key,

@@ -33,7 +33,6 @@ final as (
         events.event_type in ({{ sql_list(var('activity_event_types')) }}) as is_activity,
         -- staging lineage: what int_changed_people compares on the next run
         events._file,
-        events._row,
         events._staging_run
     from events
     {{ join_person('events') }}

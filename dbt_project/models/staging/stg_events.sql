@@ -26,7 +26,6 @@ final as (
             'subscription_cancel', 'support_ticket', 'survey_response'
         ) as is_known_event_type,
         _file,
-        _row,
         _staging_run
     from events
     where reject_reason is null and delivery_rank = 1

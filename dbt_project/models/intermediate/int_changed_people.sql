@@ -15,7 +15,7 @@
 {%- if everyone %}
 
     select
-        cast(null as varchar) as user_key,
+        cast(null as {{ dbt.type_string() }}) as user_key,
         'everyone: {{ everyone }}' as reason,
         '{{ invocation_id }}' as built_by
 

@@ -52,8 +52,8 @@
         from {{ ref('stg_events') }}
     ),
 
-    -- rows built from a staged row that is gone (its file withdrawn or restaged, or ranked
-    -- second since), and earlier copies of the new rows
+    -- rows built from a staged row that is gone (its file withdrawn or restaged), and rows
+    -- built from another copy of a new row (ranked second since, or the same event again)
     left_events as (
         select built.user_key
         from {{ this.database }}.{{ this.schema }}.int_events as built

@@ -98,22 +98,19 @@ def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "Run
 
 
 def _failures(invocation) -> str:
-    try:
-        return summarize_failures(invocation.get_artifact("run_results.json"))
-    except FileNotFoundError:
+    if invocation.run_results is None:
         return "dbt stopped before running any model (see the dbt log above)."
+    return summarize_failures(invocation.run_results)
 
 
 def _record_dbt_tests(context, ulm: UlmSettings, as_of: str, invocation) -> None:
     """dbt tests sit beside the GX checks in data_quality_results."""
-    try:
-        run_results = invocation.get_artifact("run_results.json")
-    except FileNotFoundError:
+    if invocation.run_results is None:
         return  # dbt stopped before writing them; its failure is reported as the run's error
     stage = context.op.name.replace("ulm_dbt_", "")
     with duckdb.connect(str(ulm.work_db)) as con:
         results.record(con, context.run.run_id, as_of,
-                       results.dbt_test_rows(run_results, invocation.manifest, stage))
+                       results.dbt_test_rows(invocation.run_results, invocation.manifest, stage))
 
 
 AFTER_ML = "tag:after_ml"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,9 @@ from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 RESULT_EVENTS = frozenset({"LogModelResult", "LogSeedResult", "LogSnapshotResult",
                            "LogTestResult"})
 
-# (run id, project dir, target path, vars) -> the parsed dbt manifest of that run
-_MANIFESTS: dict[tuple[str, str, str, str], Any] = {}
+# the current run's parsed manifest, with what it was parsed for (run id, project dir,
+# target path, vars): one run at a time in a process
+_manifest: tuple[tuple[str, str, str, str], Any] | None = None
 
 # The as-of date moves every day, and dbt re-reads every file when the vars of a parse
 # differ from the last one's. Nothing in the project reads the date while parsing (only
@@ -81,12 +83,12 @@ def parsed_manifest(run_id: str, project_dir: Path, profiles_dir: Path, target_p
     """The run's dbt manifest: `dbt parse` in-process, once per run (partial parsing in
     target_path makes it ~1 s when nothing but the as-of date changed since the last parse
     there)."""
+    global _manifest
     from dbt.cli.main import dbtRunner
 
     vars_json = parse_vars(vars_json)
     key = (run_id, str(project_dir), str(target_path), vars_json)
-    if key not in _MANIFESTS:
-        _MANIFESTS.clear()  # one run at a time in a process: keep only the current one
+    if _manifest is None or _manifest[0] != key:
         result = dbtRunner().invoke([
             "parse", "--quiet", "--project-dir", str(project_dir),
             "--profiles-dir", str(profiles_dir), "--target-path", str(target_path),
@@ -94,8 +96,8 @@ def parsed_manifest(run_id: str, project_dir: Path, profiles_dir: Path, target_p
         ])
         if not result.success:
             raise DbtInProcessError(f"dbt parse failed: {result.exception or 'see the log'}")
-        _MANIFESTS[key] = result.result
-    return _MANIFESTS[key]
+        _manifest = (key, result.result)
+    return _manifest[1]
 
 
 @dataclass
@@ -113,8 +115,12 @@ class InProcessInvocation:
     def is_successful(self) -> bool:
         return self.success
 
-    def get_artifact(self, name: str) -> dict[str, Any]:
-        return json.loads((self.target_path / name).read_text())
+    @cached_property
+    def run_results(self) -> dict[str, Any] | None:
+        """dbt's run_results.json of this build; None when dbt stopped before writing it
+        (the build removes the previous one first)."""
+        path = self.target_path / "run_results.json"
+        return json.loads(path.read_text()) if path.exists() else None
 
     def stream(self, context: dg.AssetExecutionContext) -> Iterator[Any]:
         """Materialisations of the models and results of the tests, as dagster-dbt makes

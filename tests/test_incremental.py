@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-from conftest import RUN_BOOKKEEPING, TEST_PII_KEY, run_dbt
+from conftest import RUN_BOOKKEEPING, RUN_LINEAGE, TEST_PII_KEY, run_dbt
 
 from orchestration.config import dbt_vars, load_config
 from orchestration.dbt_args import dbt_build_args
@@ -50,8 +50,6 @@ def tables(con, db: str) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-# which dbt invocation staged a row differs between two builds by definition
-RUN_LINEAGE = {"_staging_run"}
 
 
 def comparable(db: str, table: str, columns: list[tuple[str, str]]) -> str:
@@ -180,9 +178,10 @@ def test_a_withdrawn_file_alone_rebuilds_its_people(tmp_path):
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
     build(raw, inc, settings.end_date)
     withdrawn = sorted((raw / "events").glob("*/*.parquet"))[-1]  # its people are known by then
-    people = {row[0] for row in duckdb.connect(str(inc / "work.duckdb"), read_only=True).execute(
-        f"select distinct user_key from intermediate.int_events where _file = '{withdrawn}'"
-    ).fetchall()}
+    with duckdb.connect(str(inc / "work.duckdb"), read_only=True) as con:
+        people = {key for (key,) in con.execute(
+            "select distinct user_key from intermediate.int_events where _file = ?",
+            [str(withdrawn)]).fetchall()}
     assert people
     withdrawn.unlink()
 

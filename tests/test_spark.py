@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import RUN_BOOKKEEPING, TEST_PII_KEY, run_dbt
+from conftest import RUN_BOOKKEEPING, RUN_LINEAGE, TEST_PII_KEY, run_dbt
 
 from orchestration.config import dbt_vars, load_config
 from orchestration.generator import GeneratorSettings, generate
@@ -73,7 +73,7 @@ def normalised(relation: str, columns: list[tuple[str, str]]) -> str:
     JSON text parsed (key order and spacing differ)."""
     exprs = []
     for name, kind in columns:
-        if name == "_staging_run":  # which dbt invocation staged the row: differs by design
+        if name in RUN_LINEAGE:
             continue
         col = f'"{name}"'
         if kind.startswith("TIMESTAMP"):

@@ -1,6 +1,7 @@
 {#- The people whose rows in int_events and int_person_day_activity this run rebuilds (see
-    macros/changed_people.sql), with the first reason found; one row with no person when
-    everyone is rebuilt. Run bookkeeping: `built_by` is the dbt invocation. -#}
+    macros/changed_people.sql), with one reason (erased, events, identity, orders: the
+    alphabetically first that applies); one row with no person when everyone is rebuilt.
+    Run bookkeeping: `built_by` is the dbt invocation. -#}
 -- what the comparison reads (dbt sees these while parsing, when the branch below is not
 -- rendered)
 -- depends_on: {{ ref('stg_events') }}

@@ -12,6 +12,7 @@ from orchestration.benchmark import (
     BenchmarkResult,
     StepTiming,
     build_order,
+    connected_components_rounds,
     dbt_stage_of,
     format_table,
     run_floor,
@@ -58,6 +59,19 @@ def test_floor_runs_models_after_what_they_read_and_counts_tests_with_their_mode
     assert set(seconds) == {"ulm_dbt_staging", "ulm_dbt_models", "ulm_dbt_after_ml"}
     with duckdb.connect(str(tmp_path / "work.duckdb")) as con:
         assert con.execute("select x from main.b").fetchall() == [(2,)]
+
+
+def test_floor_label_propagation_finds_the_components(tmp_path):
+    with duckdb.connect(str(tmp_path / "g.duckdb")) as con:
+        con.execute("create table nodes as select unnest(range(1, 7)) as node_id")
+        con.execute("create table edges as select * from (values (1, 2), (2, 3), (5, 4), "
+                    "(3, 3)) as e(src, dst)")
+        rounds = connected_components_rounds(con, "select node_id from nodes",
+                                             "select src, dst from edges")
+        labels = dict(con.execute("select node_id, label from identity_work.cc_labels")
+                      .fetchall())
+    assert labels == {1: 1, 2: 1, 3: 1, 4: 4, 5: 4, 6: 6}
+    assert 1 <= rounds <= 3
 
 
 def test_tree_rss_counts_child_processes():

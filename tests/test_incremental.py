@@ -193,3 +193,29 @@ def test_a_withdrawn_file_alone_rebuilds_its_people(tmp_path):
             "select user_key, reason from intermediate.int_changed_people").fetchall())
     assert people <= changed.keys()
     assert None not in changed  # a list of people, not "everyone"
+
+
+def test_a_ranking_that_never_ran_is_done_by_the_next_build(tmp_path):
+    """Redeliveries are ranked after the staging build commits. When that ranking never ran
+    (the process died between the two), the next build, with no new file, ranks those rows;
+    a build that ranked only its own rows would leave every redelivery first."""
+    settings = GeneratorSettings(users=100, days=60, seed=7, chunk_users=100)
+    generate(tmp_path / "gen", settings)
+    raw, warehouse = tmp_path / "gen" / "raw", tmp_path / "wh"
+    build(raw, warehouse, settings.end_date, select="path:models/staging")
+    ranks = "select event_id, _file, _row, delivery_rank from staging.stg_events__all"
+    with duckdb.connect(str(warehouse / "work.duckdb")) as con:
+        ranked = sorted(con.execute(ranks).fetchall(), key=str)
+        assert any(rank and rank > 1 for *_, rank in ranked)
+        # the state the build's commit leaves before its ranking: every valid row first,
+        # the run noted as unranked
+        con.execute("update staging.stg_events__all set delivery_rank = 1 "
+                    "where reject_reason is null")
+        con.execute("insert into staging.stg_events__all__unranked_runs "
+                    "select distinct _staging_run from staging.stg_events__all")
+
+    build(raw, warehouse, settings.end_date, select="path:models/staging")
+    with duckdb.connect(str(warehouse / "work.duckdb"), read_only=True) as con:
+        assert sorted(con.execute(ranks).fetchall(), key=str) == ranked
+        assert con.execute("select count(*) from "
+                           "staging.stg_events__all__unranked_runs").fetchone()[0] == 0

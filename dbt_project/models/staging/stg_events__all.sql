@@ -8,7 +8,10 @@
         incremental_strategy="delete+insert",
         unique_key="event_id",
         pre_hook="{{ unstage_changed_files('events') }}",
-        post_hook="{{ rank_redeliveries('event_id', 'delivery_rank', '_file, _row, occurred_at') }}",
+        post_hook=[
+            "{{ note_unranked_run() }}",
+            after_commit("{{ rank_redeliveries('event_id', 'delivery_rank', '_file, _row, occurred_at') }}"),
+        ],
     )
 }}
 {%- set restage = restage_all() %}

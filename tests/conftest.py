@@ -21,7 +21,8 @@ RUN_LINEAGE = {"_staging_run"}
 # and the state it is compared with): differs between two builds of the same data by design
 RUN_BOOKKEEPING = {"intermediate.int_changed_people", "intermediate.int_person_chain_state",
                    "intermediate.int_person_chain_tuples", "intermediate.int_person_chain_orders",
-                   "intermediate.int_person_chain_runs",
+                   "intermediate.int_person_chain_runs", "intermediate.int_stage_changed_people",
+                   "intermediate.int_person_chain_milestones",
                    # staging builds whose redeliveries are not ranked yet (empty after a build)
                    "staging.stg_events__all__unranked_runs"}
 

@@ -6,7 +6,8 @@ events file are redelivered under names that sort first (so earlier rows lose th
 first-delivery rank), one orders file is rewritten with fewer rows, one events file is
 withdrawn, and so is an early copy of another (whose original's rows become first
 deliveries again), and the second build describes the last day (the as-of date moves on, as
-on a daily run; the person-level models rebuild only the people whose data changed). The
+on a daily run; the person-level models rebuild only the people whose data changed, and
+everyone else's lifecycle gains the month's days). The
 incremental build on top of the first must equal a full build of the final raw dir, table
 by table, in every dbt layer below the ML-joined dim_users (which is built from these, by
 the same SQL)."""
@@ -133,6 +134,12 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
                                         "intermediate.int_person_day_activity")
     assert 0 < changed < people
     assert count(inc / "work.duckdb", "select count(*) from intermediate.int_changed_people "
+                                      "where user_key is null") == 0
+    # and the lifecycle models too: everyone else only gained the month's days
+    stage_changed = count(inc / "work.duckdb", "select count(*) from "
+                                               "intermediate.int_stage_changed_people")
+    assert changed <= stage_changed < people
+    assert count(inc / "work.duckdb", "select count(*) from intermediate.int_stage_changed_people "
                                       "where user_key is null") == 0
     build(raw, full, settings.end_date)
 

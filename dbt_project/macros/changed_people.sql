@@ -1,9 +1,13 @@
 {#- Person-level incremental builds (DuckDB).
 
-    `int_events` and `int_person_day_activity` are per person: a person's rows depend only on
-    that person's staged events and orders, their identity and the vars. A daily run rebuilds
+    The chain `int_events` -> `int_person_day_activity` -> `int_person_stage_anchors` ->
+    `int_person_day_stage` is per person: a person's rows depend only on that person's staged
+    events and orders, their identity, their milestones and the vars. A daily run rebuilds
     the rows of the people whose inputs changed since the chain's last complete build
-    (`int_changed_people`) and keeps everyone else's, which gives a full refresh's answer:
+    (`int_changed_people` for the first two; `int_stage_changed_people` adds the people whose
+    milestones changed for the last two) and keeps everyone else's: their lifecycle only
+    gains the days after the last build, expanded from their last anchor. That gives a full
+    refresh's answer:
       * an identity merge re-keys a person's whole history, so the unit is the person, not
         the day (a day lookback would miss it);
       * events are compared with what int_events was built from by their staging lineage:
@@ -12,12 +16,20 @@
         file and staging build are gone (withdrawn or restaged files);
       * tuples and orders are compared with snapshots taken when the chain last finished;
       * erased people are always rebuilt (to nothing);
+      * milestones (first seen, signup, activation) are compared with a snapshot, and a
+        signup the moved as-of date reaches starts a new interval;
       * everyone is rebuilt when the as-of date went back (a backfill), a var or chain model
-        changed (the fingerprint), or the last build stopped between the two models.
+        changed (the fingerprint), or the last build stopped before the chain's end.
     The state lives in small tables beside the models (see chain_state()). -#}
 
 {% macro chain_state(part) -%}
     {{ this.database }}.{{ this.schema }}.int_person_chain_{{ part }}
+{%- endmacro %}
+
+{% macro chain_models() -%}
+    {{ return(['int_changed_people', 'int_events', 'int_person_day_activity',
+               'int_person_milestones', 'int_subscription_lapses', 'int_stage_changed_people',
+               'int_person_stage_anchors', 'int_person_day_stage']) }}
 {%- endmacro %}
 
 {#- What, besides the raw data, shapes the chain's rows: its vars and its models' code. -#}
@@ -25,9 +37,13 @@
     {%- set parts = [
         var('business_timezone'), var('activity_event_types') | join(','),
         var('lifecycle_activation_event_types') | join(','),
+        var('lifecycle_activation_window_days'), var('lifecycle_activated_period_days'),
+        var('lifecycle_dormant_after_days'), var('lifecycle_churned_after_days'),
+        var('lifecycle_reactivated_period_days'), var('lifecycle_subscription_period_days'),
+        var('lifecycle_subscription_grace_days'),
     ] -%}
     {%- if execute -%}
-        {%- for name in ['int_changed_people', 'int_events', 'int_person_day_activity'] -%}
+        {%- for name in chain_models() -%}
             {%- do parts.append(graph.nodes['model.ulm.' ~ name].checksum.checksum) -%}
         {%- endfor -%}
     {%- endif -%}
@@ -42,22 +58,23 @@
     {%- if flags.FULL_REFRESH -%}
         {{ return('full refresh') }}
     {%- endif -%}
-    {%- for name in ['int_events', 'int_person_day_activity', 'int_person_chain_state',
+    {%- for name in ['int_events', 'int_person_day_activity', 'int_person_stage_anchors',
+                     'int_person_day_stage', 'int_person_chain_state',
                      'int_person_chain_tuples', 'int_person_chain_orders',
-                     'int_person_chain_runs'] -%}
+                     'int_person_chain_runs', 'int_person_chain_milestones'] -%}
         {%- if adapter.get_relation(this.database, this.schema, name) is none -%}
             {{ return('no ' ~ name ~ ' yet') }}
         {%- endif -%}
     {%- endfor -%}
-    {%- set state = run_query(
-        "select as_of_date, fingerprint, events_built_by, activity_built_by from "
-        ~ chain_state('state')) -%}
-    {%- if state.rows | length != 1 -%}
-        {{ return('no chain state') }}
+    {%- set state = run_query("select * from " ~ chain_state('state')) -%}
+    {%- if state.rows | length != 1 or 'stage_built_by' not in state.column_names -%}
+        {{ return('no chain state of this version') }}
     {%- endif -%}
     {%- set row = state.rows[0] -%}
-    {%- if row['activity_built_by'] is none or row['events_built_by'] != row['activity_built_by'] -%}
-        {{ return('the last build stopped between int_events and int_person_day_activity') }}
+    {%- if row['stage_built_by'] is none or row['as_of_date'] is none
+        or row['events_built_by'] != row['activity_built_by']
+        or row['events_built_by'] != row['stage_built_by'] -%}
+        {{ return('the last build stopped before the end of the chain (int_person_day_stage)') }}
     {%- endif -%}
     {%- if row['as_of_date'] | string > var('as_of_date') -%}
         {{ return('the as-of date went back') }}
@@ -68,54 +85,74 @@
     {{ return('') }}
 {%- endmacro %}
 
-{#- True when this build must rebuild every person: int_changed_people says so, or it was
-    not built by this invocation (a partial selection would otherwise trust a stale list). -#}
-{% macro everyone_changed() -%}
-    {%- if not execute or not is_incremental() -%}
+{#- True when the list `changed` (int_changed_people or int_stage_changed_people) says
+    everyone, or was not built by this invocation (a partial selection would otherwise trust
+    a stale list). -#}
+{% macro list_says_everyone(changed) -%}
+    {%- if not execute or load_relation(ref(changed)) is none -%}
         {{ return(true) }}
     {%- endif -%}
     {%- set found = run_query(
         "select count(*) filter (where user_key is null), count(*) filter (where built_by = '"
-        ~ invocation_id ~ "') from " ~ ref('int_changed_people')) -%}
+        ~ invocation_id ~ "') from " ~ ref(changed)) -%}
     {{ return(found.rows[0][0] > 0 or found.rows[0][1] == 0) }}
 {%- endmacro %}
 
+{#- True when this incremental build must rebuild every person. -#}
+{% macro everyone_changed(changed='int_changed_people') -%}
+    {{ return(not execute or not is_incremental() or list_says_everyone(changed)) }}
+{%- endmacro %}
+
 {#- Model filter: only the changed people's rows (nothing when everyone is rebuilt). -#}
-{% macro only_changed_people(column) -%}
-    {%- if target.type == 'duckdb' and is_incremental() and not everyone_changed() -%}
-        and {{ column }} in (select changed.user_key from {{ ref('int_changed_people') }} as changed)
+{% macro only_changed_people(column, changed='int_changed_people') -%}
+    {%- if target.type == 'duckdb' and is_incremental() and not everyone_changed(changed) -%}
+        and {{ column }} in (select changed.user_key from {{ ref(changed) }} as changed)
     {%- endif -%}
 {%- endmacro %}
 
 {#- Pre-hook: delete the rows about to be rebuilt. -#}
-{% macro forget_changed_people() -%}
+{% macro forget_changed_people(changed='int_changed_people') -%}
     {%- if target.type == 'duckdb' and is_incremental() -%}
         delete from {{ this }}
-        {%- if not everyone_changed() %}
-            where user_key in (select changed.user_key from {{ ref('int_changed_people') }} as changed)
+        {%- if not everyone_changed(changed) %}
+            where user_key in (select changed.user_key from {{ ref(changed) }} as changed)
         {%- endif -%}
     {%- else -%}
         select 1
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook of int_events: the chain is half built until int_person_day_activity says
-    otherwise. -#}
+{#- The as-of date of the chain's last complete build (kept until this build completes it). -#}
+{% macro chain_built_as_of() -%}
+    (select built_state.as_of_date from {{ chain_state('state') }} as built_state)
+{%- endmacro %}
+
+{#- Post-hook of int_events: the chain is part built until int_person_day_stage says
+    otherwise; the last complete build's as-of date stays (the stage models expand the days
+    after it). -#}
 {% macro chain_events_built() -%}
     {%- if target.type == 'duckdb' -%}
+        {%- set built_as_of = none -%}
+        {%- if adapter.get_relation(this.database, this.schema, 'int_person_chain_state') is not none -%}
+            {%- set found = run_query("select * from " ~ chain_state('state')) -%}
+            {%- if found.rows | length == 1 and 'as_of_date' in found.column_names
+                and found.rows[0]['as_of_date'] is not none -%}
+                {%- set built_as_of = found.rows[0]['as_of_date'] | string -%}
+            {%- endif -%}
+        {%- endif -%}
         create or replace table {{ chain_state('state') }} as
         select
-            cast(null as date) as as_of_date,
+            cast({{ "'" ~ built_as_of ~ "'" if built_as_of else 'null' }} as date) as as_of_date,
             cast(null as varchar) as fingerprint,
             '{{ invocation_id }}' as events_built_by,
-            cast(null as varchar) as activity_built_by
+            cast(null as varchar) as activity_built_by,
+            cast(null as varchar) as stage_built_by
     {%- else -%}
         select 1
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hooks of int_person_day_activity: the snapshots the next run compares with, and the
-    state that says the chain is complete. -#}
+{#- Post-hooks of int_person_day_activity: the snapshots the next run compares with. -#}
 {% macro chain_activity_built() -%}
     {%- if target.type == 'duckdb' -%}
         create or replace table {{ chain_state('runs') }} as
@@ -125,10 +162,57 @@
         create or replace table {{ chain_state('orders') }} as
         select order_id, user_key, order_date, status, channel, revenue from {{ ref('int_orders') }};
         update {{ chain_state('state') }}
+        set activity_built_by = '{{ invocation_id }}'
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of int_person_stage_anchors, after the changed people's anchors are deleted:
+    everyone else's last anchor now runs to the new as-of date, and a subscription lapse in
+    the days it gained churns them from that day (as in the model: the first lapse after
+    the anchor's last active day). -#}
+{% macro extend_last_anchors() -%}
+    {%- if target.type == 'duckdb' and is_incremental() and not everyone_changed('int_stage_changed_people') -%}
+        update {{ this }} as anchors
+        set lapse_date = lapses.lapse_date
+        from (
+            select
+                anchors.user_key,
+                min(lapses.lapse_date) as lapse_date
+            from {{ this }} as anchors
+            inner join {{ ref('int_subscription_lapses') }} as lapses
+                on
+                    anchors.user_key = lapses.user_key
+                    and anchors.last_active_date < lapses.lapse_date
+                    and lapses.lapse_date <= {{ as_of_date() }}
+            where anchors.last_day = {{ chain_built_as_of() }} and anchors.lapse_date is null
+            group by anchors.user_key
+        ) as lapses
+        where
+            anchors.user_key = lapses.user_key
+            and anchors.last_day = {{ chain_built_as_of() }}
+            and anchors.lapse_date is null;
+        update {{ this }}
+        set last_day = {{ as_of_date() }}
+        where last_day = {{ chain_built_as_of() }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hooks of int_person_day_stage: the milestones snapshot, and the state that says the
+    chain is complete. -#}
+{% macro chain_stage_built() -%}
+    {%- if target.type == 'duckdb' -%}
+        create or replace table {{ chain_state('milestones') }} as
+        select user_key, first_seen_date, signup_date, activation_date, is_activated_in_window
+        from {{ ref('int_person_milestones') }};
+        update {{ chain_state('state') }}
         set
             as_of_date = {{ as_of_date() }},
             fingerprint = '{{ chain_fingerprint() }}',
-            activity_built_by = '{{ invocation_id }}'
+            stage_built_by = '{{ invocation_id }}'
     {%- else -%}
         select 1
     {%- endif -%}

@@ -1,0 +1,69 @@
+{#- The people whose rows in int_person_stage_anchors and int_person_day_stage this run
+    rebuilds (see macros/changed_people.sql): those of int_changed_people, those whose
+    milestones changed, and those whose signup the moved as-of date reaches; one row with no
+    person when everyone is rebuilt. Run bookkeeping: `built_by` is the dbt invocation. -#}
+-- what the comparison reads (dbt sees these while parsing, when the branch below is not
+-- rendered)
+-- depends_on: {{ ref('int_changed_people') }}
+-- depends_on: {{ ref('int_person_milestones') }}
+{%- set everyone = target.type != 'duckdb' or list_says_everyone('int_changed_people') %}
+
+{%- if everyone %}
+
+    select
+        cast(null as {{ dbt.type_string() }}) as user_key,
+        'everyone' as reason,
+        '{{ invocation_id }}' as built_by
+
+{%- else %}
+
+    with milestones as (
+        select * from {{ ref('int_person_milestones') }}
+    ),
+
+    built_milestones as (
+        select * from {{ chain_state('milestones') }}
+    ),
+
+    milestone_changes as (
+        select coalesce(milestones.user_key, built_milestones.user_key) as user_key
+        from milestones
+        full outer join built_milestones on milestones.user_key = built_milestones.user_key
+        where
+            milestones.user_key is null
+            or built_milestones.user_key is null
+            or milestones.first_seen_date is distinct from built_milestones.first_seen_date
+            or milestones.signup_date is distinct from built_milestones.signup_date
+            or milestones.activation_date is distinct from built_milestones.activation_date
+            or milestones.is_activated_in_window
+            is distinct from built_milestones.is_activated_in_window
+    ),
+
+    changes as (
+        select
+            user_key,
+            reason
+        from {{ ref('int_changed_people') }}
+        union all
+        select
+            user_key,
+            'milestones' as reason
+        from milestone_changes
+        union all
+        -- a signup dated after the last build's as-of date starts an interval now
+        select
+            user_key,
+            'milestones' as reason
+        from milestones
+        where signup_date > {{ chain_built_as_of() }} and signup_date <= {{ as_of_date() }}
+    )
+
+    select
+        user_key,
+        min(reason) as reason,
+        '{{ invocation_id }}' as built_by
+    from changes
+    where user_key is not null
+    group by user_key
+
+{%- endif %}

@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -161,8 +162,22 @@ def _outcome(e: Expectation, r) -> Outcome:
                    example=_jsonable(examples[0]) if examples else "")
 
 
+def prune_docs(docs_dir: Path, suite_name: str, keep: int) -> int:
+    """Remove the suite's oldest Data Docs validation pages so that `keep` remain with the
+    one about to be written; returns how many runs' pages went. GX rebuilds the site index
+    from every page on disk after each validation: a year of daily runs (12k pages) made each
+    check take 1.3 s instead of 0.2 s. The results themselves stay in data_quality_results."""
+    # validations/<suite>/<run name>/<run time, an ISO timestamp>/<page>.html
+    runs = sorted((run for name_dir in (docs_dir / "validations" / suite_name).glob("*")
+                   for run in name_dir.glob("*") if run.is_dir()), key=lambda run: run.name)
+    stale = runs[:max(len(runs) - (keep - 1), 0)]
+    for run in stale:
+        shutil.rmtree(run, ignore_errors=True)
+    return len(stale)
+
+
 def validate(frame: pd.DataFrame, suite: Suite, rows_in_table: int | None = None,
-             docs_dir: Path | None = None) -> SuiteResult:
+             docs_dir: Path | None = None, docs_keep_runs: int = 30) -> SuiteResult:
     """Run every expectation of the suite on the frame (one GX checkpoint). An empty table
     breaks no row rule and has no mean to judge: every expectation passes, saying so (volume
     checks are what catch a source that did not arrive)."""
@@ -196,6 +211,8 @@ def validate(frame: pd.DataFrame, suite: Suite, rows_in_table: int | None = None
     checkpoint = context.checkpoints.add(gx.Checkpoint(
         name=name, validation_definitions=[definition], actions=actions,
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": 3}))
+    if docs_dir:
+        prune_docs(Path(docs_dir), name, docs_keep_runs)
     run = checkpoint.run(batch_parameters={"dataframe": frame})
     by_name = {e.name: e for e in suite.expectations}
     outcomes = []
@@ -214,6 +231,6 @@ def validate(frame: pd.DataFrame, suite: Suite, rows_in_table: int | None = None
 
 
 def run_suite(con: duckdb.DuckDBPyConnection, suite: Suite, max_rows: int,
-              docs_dir: Path | None = None) -> SuiteResult:
+              docs_dir: Path | None = None, docs_keep_runs: int = 30) -> SuiteResult:
     frame, total = read_table(con, suite, max_rows)
-    return validate(frame, suite, total, docs_dir)
+    return validate(frame, suite, total, docs_dir, docs_keep_runs)

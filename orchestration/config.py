@@ -270,6 +270,9 @@ class QualityConfig(_Section):
                                                          "rows.")
     data_docs: bool = Field(True, description="Build Great Expectations Data Docs into "
                                               "WAREHOUSE/data_docs/.")
+    data_docs_keep_runs: int = Field(
+        30, ge=1, description="Data Docs keep each suite's pages of this many runs (older ones "
+                              "are removed; every result stays in data_quality_results).")
 
 
 class EngineConfig(_Section):

@@ -83,7 +83,8 @@ def run_suite_check(context, ulm: UlmSettings, build: Callable) -> dg.AssetCheck
     docs = ulm.warehouse / "data_docs" if cfg.quality.data_docs else None
     with duckdb.connect(str(ulm.work_db)) as con:
         suite = build(suite_params(con, cfg), con)
-        result = runner.run_suite(con, suite, cfg.quality.max_rows_validated, docs)
+        result = runner.run_suite(con, suite, cfg.quality.max_rows_validated, docs,
+                                  cfg.quality.data_docs_keep_runs)
         results.record(con, context.run.run_id, as_of, _rows(result))
     blocking = bool(result.blocking_failures)
     if not result.passed:

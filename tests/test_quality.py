@@ -50,6 +50,18 @@ def test_runner_passes_clean_data_and_samples_large_tables(tmp_path):
     assert again["id"].tolist() == runner.read_table(con, suite, 1000)[0]["id"].tolist()
 
 
+def test_data_docs_keep_the_last_runs_of_a_suite(tmp_path):
+    suite = Suite("docs_demo", "marts.d", "marts", [suites.not_null("x")])
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    pages = []
+    for _ in range(4):
+        pages.append(runner.validate(frame, suite, docs_dir=tmp_path, docs_keep_runs=2).docs_page)
+    kept = sorted(str(p) for p in (tmp_path / "validations" / "docs_demo").glob("**/*.html"))
+    assert kept == sorted(pages[-2:])
+    assert len(set(pages)) == 4  # each run wrote its own page
+    assert (tmp_path / "index.html").exists()
+
+
 def test_empty_tables_pass_and_say_so():
     suite = Suite("empty_demo", "marts.e", "marts", [
         suites.not_null("x"), suites.unique("x"),

@@ -1,12 +1,13 @@
 {#- Person-level incremental builds (DuckDB).
 
     The chain `int_events` -> `int_person_day_activity` -> `int_person_stage_anchors` ->
-    `int_person_day_stage` is per person: a person's rows depend only on that person's staged
+    `int_person_day_stage` -> `user_lifecycle_history` is per person: a person's rows depend only on that person's staged
     events and orders, their identity, their milestones and the vars. A daily run rebuilds
     the rows of the people whose inputs changed since the chain's last complete build
     (`int_changed_people` for the first two; `int_stage_changed_people` adds the people whose
-    milestones changed for the last two) and keeps everyone else's: their lifecycle only
-    gains the days after the last build, expanded from their last anchor. That gives a full
+    milestones changed for the last three) and keeps everyone else's: their lifecycle only
+    gains the days after the last build, expanded from their last anchor, and their current
+    stage interval is extended or closed. That gives a full
     refresh's answer:
       * an identity merge re-keys a person's whole history, so the unit is the person, not
         the day (a day lookback would miss it);
@@ -22,14 +23,15 @@
         changed (the fingerprint), or the last build stopped before the chain's end.
     The state lives in small tables beside the models (see chain_state()). -#}
 
+{#- In the intermediate schema, whichever model asks (schemas are the layer names). -#}
 {% macro chain_state(part) -%}
-    {{ this.database }}.{{ this.schema }}.int_person_chain_{{ part }}
+    {{ this.database }}.intermediate.int_person_chain_{{ part }}
 {%- endmacro %}
 
 {% macro chain_models() -%}
     {{ return(['int_changed_people', 'int_events', 'int_person_day_activity',
                'int_person_milestones', 'int_subscription_lapses', 'int_stage_changed_people',
-               'int_person_stage_anchors', 'int_person_day_stage']) }}
+               'int_person_stage_anchors', 'int_person_day_stage', 'user_lifecycle_history']) }}
 {%- endmacro %}
 
 {#- What, besides the raw data, shapes the chain's rows: its vars and its models' code. -#}
@@ -58,23 +60,27 @@
     {%- if flags.FULL_REFRESH -%}
         {{ return('full refresh') }}
     {%- endif -%}
-    {%- for name in ['int_events', 'int_person_day_activity', 'int_person_stage_anchors',
-                     'int_person_day_stage', 'int_person_chain_state',
-                     'int_person_chain_tuples', 'int_person_chain_orders',
-                     'int_person_chain_runs', 'int_person_chain_milestones'] -%}
-        {%- if adapter.get_relation(this.database, this.schema, name) is none -%}
+    {%- for name in ['intermediate.int_events', 'intermediate.int_person_day_activity',
+                     'intermediate.int_person_stage_anchors', 'intermediate.int_person_day_stage',
+                     'marts.user_lifecycle_history', 'intermediate.int_person_chain_state',
+                     'intermediate.int_person_chain_tuples', 'intermediate.int_person_chain_orders',
+                     'intermediate.int_person_chain_runs',
+                     'intermediate.int_person_chain_milestones'] -%}
+        {%- set schema, table = name.split('.') -%}
+        {%- if adapter.get_relation(this.database, schema, table) is none -%}
             {{ return('no ' ~ name ~ ' yet') }}
         {%- endif -%}
     {%- endfor -%}
     {%- set state = run_query("select * from " ~ chain_state('state')) -%}
-    {%- if state.rows | length != 1 or 'stage_built_by' not in state.column_names -%}
+    {%- if state.rows | length != 1 or 'history_built_by' not in state.column_names -%}
         {{ return('no chain state of this version') }}
     {%- endif -%}
     {%- set row = state.rows[0] -%}
-    {%- if row['stage_built_by'] is none or row['as_of_date'] is none
+    {%- if row['history_built_by'] is none or row['as_of_date'] is none
         or row['events_built_by'] != row['activity_built_by']
-        or row['events_built_by'] != row['stage_built_by'] -%}
-        {{ return('the last build stopped before the end of the chain (int_person_day_stage)') }}
+        or row['events_built_by'] != row['stage_built_by']
+        or row['events_built_by'] != row['history_built_by'] -%}
+        {{ return('the last build stopped before the end of the chain (user_lifecycle_history)') }}
     {%- endif -%}
     {%- if row['as_of_date'] | string > var('as_of_date') -%}
         {{ return('the as-of date went back') }}
@@ -133,7 +139,7 @@
 {% macro chain_events_built() -%}
     {%- if target.type == 'duckdb' -%}
         {%- set built_as_of = none -%}
-        {%- if adapter.get_relation(this.database, this.schema, 'int_person_chain_state') is not none -%}
+        {%- if adapter.get_relation(this.database, 'intermediate', 'int_person_chain_state') is not none -%}
             {%- set found = run_query("select * from " ~ chain_state('state')) -%}
             {%- if found.rows | length == 1 and 'as_of_date' in found.column_names
                 and found.rows[0]['as_of_date'] is not none -%}
@@ -146,7 +152,8 @@
             cast(null as varchar) as fingerprint,
             '{{ invocation_id }}' as events_built_by,
             cast(null as varchar) as activity_built_by,
-            cast(null as varchar) as stage_built_by
+            cast(null as varchar) as stage_built_by,
+            cast(null as varchar) as history_built_by
     {%- else -%}
         select 1
     {%- endif -%}
@@ -201,18 +208,32 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hooks of int_person_day_stage: the milestones snapshot, and the state that says the
-    chain is complete. -#}
+{#- Post-hooks of int_person_day_stage: the milestones snapshot. -#}
 {% macro chain_stage_built() -%}
     {%- if target.type == 'duckdb' -%}
         create or replace table {{ chain_state('milestones') }} as
         select user_key, first_seen_date, signup_date, activation_date, is_activated_in_window
         from {{ ref('int_person_milestones') }};
         update {{ chain_state('state') }}
+        set stage_built_by = '{{ invocation_id }}'
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- After-commit post-hooks of user_lifecycle_history: every kept interval describes the new
+    as-of date (outside the build's transaction: updating rows in it makes DuckDB's commit
+    rewrite them), then the state that says the chain is complete. -#}
+{% macro chain_history_built() -%}
+    {%- if target.type == 'duckdb' -%}
+        update {{ this }}
+        set as_of_date = {{ as_of_date() }}
+        where as_of_date <> {{ as_of_date() }};
+        update {{ chain_state('state') }}
         set
             as_of_date = {{ as_of_date() }},
             fingerprint = '{{ chain_fingerprint() }}',
-            stage_built_by = '{{ invocation_id }}'
+            history_built_by = '{{ invocation_id }}'
     {%- else -%}
         select 1
     {%- endif -%}

@@ -238,3 +238,58 @@
         select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- `where` of the key tests on the chain's largest tables: on a daily run, the rows this
+    build rewrote (a changed person's rows, the days after the last build) and every row
+    sharing a key with them; everything on a full build. The rows left out were tested when
+    they were written and have not changed since. A test asks for it with a `where` of
+    `__rebuilt_stage_rows__` or `__rebuilt_event_rows__` (test configs cannot call macros;
+    get_where_subquery below replaces them). For int_person_day_stage the test runs before
+    user_lifecycle_history, so the chain state still holds the last build's as-of date. -#}
+{% macro rebuilt_rows_filter(changed, day_column=none, key_column=none, relation=none) -%}
+    {%- if target.type != 'duckdb' -%}
+        true
+    {%- else -%}
+        {%- set list = chain_state_relation(changed) -%}
+        (
+            exists (select 1 from {{ list }} as changed where changed.user_key is null)
+            {%- if key_column %}
+                or {{ key_column }} in (
+                    select rewritten.{{ key_column }} from {{ relation }} as rewritten
+                    where rewritten.user_key in (select changed.user_key from {{ list }} as changed)
+                )
+            {%- else %}
+                or user_key in (select changed.user_key from {{ list }} as changed)
+            {%- endif %}
+            {%- if day_column %}
+                or {{ day_column }} > (
+                    select built_state.as_of_date
+                    from {{ chain_state_relation('int_person_chain_state') }} as built_state
+                )
+            {%- endif %}
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro chain_state_relation(name) -%}
+    {{ target.database }}.intermediate.{{ name }}
+{%- endmacro %}
+
+{#- dbt's get_where_subquery, with the placeholders above. -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where') -%}
+    {%- if where == '__rebuilt_stage_rows__' -%}
+        {%- set where = rebuilt_rows_filter('int_stage_changed_people', day_column='day') -%}
+    {%- elif where == '__rebuilt_event_rows__' -%}
+        {%- set where = rebuilt_rows_filter('int_changed_people', key_column='event_id',
+                                            relation=relation) -%}
+    {%- endif -%}
+    {%- if where -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {{ return(filtered) }}
+    {%- else -%}
+        {{ return(relation) }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,13 +1,13 @@
 {#- Person-level incremental builds (DuckDB).
 
     The chain `int_events` -> `int_person_day_activity` -> `int_person_stage_anchors` ->
-    `int_person_day_stage` -> `user_lifecycle_history` is per person: a person's rows depend only on that person's staged
-    events and orders, their identity, their milestones and the vars. A daily run rebuilds
-    the rows of the people whose inputs changed since the chain's last complete build
-    (`int_changed_people` for the first two; `int_stage_changed_people` adds the people whose
-    milestones changed for the last three) and keeps everyone else's: their lifecycle only
-    gains the days after the last build, expanded from their last anchor, and their current
-    stage interval is extended or closed. That gives a full
+    `int_person_day_stage` -> `user_lifecycle_history` is per person: a person's rows depend
+    only on that person's staged events and orders, their identity, their milestones and the
+    vars. A daily run rebuilds the rows of the people whose inputs changed since the chain's
+    last complete build (`int_changed_people` for the first two; `int_stage_changed_people`
+    adds the people whose milestones changed for the last three) and keeps everyone else's:
+    their lifecycle only gains the days after the last build, expanded from their last
+    anchor, and their current stage interval is extended or closed. That gives a full
     refresh's answer:
       * an identity merge re-keys a person's whole history, so the unit is the person, not
         the day (a day lookback would miss it);
@@ -23,9 +23,10 @@
         changed (the fingerprint), or the last build stopped before the chain's end.
     The state lives in small tables beside the models (see chain_state()). -#}
 
-{#- In the intermediate schema, whichever model asks (schemas are the layer names). -#}
+{#- A table of the intermediate schema, whichever model or test asks (schemas are the layer
+    names). -#}
 {% macro chain_state(part) -%}
-    {{ this.database }}.intermediate.int_person_chain_{{ part }}
+    {{ chain_state_relation('int_person_chain_' ~ part) }}
 {%- endmacro %}
 
 {% macro chain_models() -%}
@@ -133,7 +134,7 @@
     (select built_state.as_of_date from {{ chain_state('state') }} as built_state)
 {%- endmacro %}
 
-{#- Post-hook of int_events: the chain is part built until int_person_day_stage says
+{#- Post-hook of int_events: the chain is part built until user_lifecycle_history says
     otherwise; the last complete build's as-of date stays (the stage models expand the days
     after it). -#}
 {% macro chain_events_built() -%}
@@ -241,8 +242,9 @@
 
 {#- `where` of the key tests on the chain's largest tables: on a daily run, the rows this
     build rewrote (a changed person's rows, the days after the last build) and every row
-    sharing a key with them; everything on a full build. The rows left out were tested when
-    they were written and have not changed since. A test asks for it with a `where` of
+    sharing a key with them; everything on a full build, or when the list of changed people
+    is not this build's. The rows left out were tested when they were written and have not
+    changed since. A test asks for it with a `where` of
     `__rebuilt_stage_rows__` or `__rebuilt_event_rows__` (test configs cannot call macros;
     get_where_subquery below replaces them). For int_person_day_stage the test runs before
     user_lifecycle_history, so the chain state still holds the last build's as-of date. -#}
@@ -253,6 +255,9 @@
         {%- set list = chain_state_relation(changed) -%}
         (
             exists (select 1 from {{ list }} as changed where changed.user_key is null)
+            or not exists (
+                select 1 from {{ list }} as changed where changed.built_by = '{{ invocation_id }}'
+            )
             {%- if key_column %}
                 or {{ key_column }} in (
                     select rewritten.{{ key_column }} from {{ relation }} as rewritten

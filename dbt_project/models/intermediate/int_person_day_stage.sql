@@ -32,6 +32,7 @@
         post_hook="{{ chain_stage_built() }}",
     )
 }}
+-- the people rebuilt, and the milestones the post-hook snapshots
 -- depends_on: {{ ref('int_stage_changed_people') }}
 -- depends_on: {{ ref('int_person_milestones') }}
 with anchors as (

@@ -7,10 +7,9 @@ first-delivery rank), one orders file is rewritten with fewer rows, one events f
 withdrawn, and so is an early copy of another (whose original's rows become first
 deliveries again), and the second build describes the last day (the as-of date moves on, as
 on a daily run; the person-level models rebuild only the people whose data changed, and
-everyone else's lifecycle gains the month's days). The
-incremental build on top of the first must equal a full build of the final raw dir, table
-by table, in every dbt layer below the ML-joined dim_users (which is built from these, by
-the same SQL)."""
+everyone else's lifecycle gains the month's days). The incremental build on top of the
+first must equal a full build of the final raw dir, table by table, in every dbt layer below
+the ML-joined dim_users (which is built from these, by the same SQL)."""
 
 from __future__ import annotations
 

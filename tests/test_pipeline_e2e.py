@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from conftest import run_dbt
 
+from orchestration.benchmark import connected_components_rounds
 from orchestration.cli import main
 from orchestration.config import dbt_vars, load_config
 from orchestration.dbt_args import dbt_unit_test_args
@@ -82,6 +83,20 @@ def test_identities_match_the_generator_truth(small_world):
     assert quality.identifiers > 3_000
     assert quality.pairwise_precision >= 0.999
     assert quality.pairwise_recall >= 0.97
+
+
+def test_benchmark_floor_finds_the_identity_components_dbt_found(small_world, tmp_path):
+    """The SQL floor repeats the connected_components macro's label propagation in Python
+    (dbt compile does not run it): on the same graph it must give dbt's labels."""
+    work = tmp_path / "work.duckdb"
+    shutil.copyfile(small_world.warehouse / "work.duckdb", work)
+    with duckdb.connect(str(work)) as con:
+        labels = "select node_id, label from identity_work.cc_labels order by node_id"
+        built = con.execute(labels).fetchall()
+        connected_components_rounds(con, "select node_id from intermediate.int_identity_nodes",
+                                    "select src, dst from intermediate.int_identity_edges")
+        assert con.execute(labels).fetchall() == built
+    assert len({label for _, label in built}) < len(built)  # some identifiers were linked
 
 
 def test_no_personal_data_reaches_the_serving_database(small_world):

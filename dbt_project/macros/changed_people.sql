@@ -26,7 +26,7 @@
 {#- A table of the intermediate schema, whichever model or test asks (schemas are the layer
     names). -#}
 {% macro chain_state(part) -%}
-    {{ chain_state_relation('int_person_chain_' ~ part) }}
+    {{ intermediate_relation('int_person_chain_' ~ part) }}
 {%- endmacro %}
 
 {% macro chain_models() -%}
@@ -90,6 +90,26 @@
         {{ return('a var or a chain model changed') }}
     {%- endif -%}
     {{ return('') }}
+{%- endmacro %}
+
+{#- The lists of changed people (int_changed_people, int_stage_changed_people) hold one row
+    per person with the first reason that applies, or one row without a person when
+    everyone is rebuilt; `built_by` is the dbt invocation that wrote the list. -#}
+{% macro everyone_list(reason) -%}
+    select
+        cast(null as {{ dbt.type_string() }}) as user_key,
+        '{{ reason }}' as reason,
+        '{{ invocation_id }}' as built_by
+{%- endmacro %}
+
+{% macro people_list(changes) -%}
+    select
+        user_key,
+        min(reason) as reason,
+        '{{ invocation_id }}' as built_by
+    from {{ changes }}
+    where user_key is not null
+    group by user_key
 {%- endmacro %}
 
 {#- True when the list `changed` (int_changed_people or int_stage_changed_people) says
@@ -252,7 +272,7 @@
     {%- if target.type != 'duckdb' -%}
         true
     {%- else -%}
-        {%- set list = chain_state_relation(changed) -%}
+        {%- set list = intermediate_relation(changed) -%}
         (
             exists (select 1 from {{ list }} as changed where changed.user_key is null)
             or not exists (
@@ -267,16 +287,13 @@
                 or user_key in (select changed.user_key from {{ list }} as changed)
             {%- endif %}
             {%- if day_column %}
-                or {{ day_column }} > (
-                    select built_state.as_of_date
-                    from {{ chain_state_relation('int_person_chain_state') }} as built_state
-                )
+                or {{ day_column }} > {{ chain_built_as_of() }}
             {%- endif %}
         )
     {%- endif -%}
 {%- endmacro %}
 
-{% macro chain_state_relation(name) -%}
+{% macro intermediate_relation(name) -%}
     {{ target.database }}.intermediate.{{ name }}
 {%- endmacro %}
 

@@ -15,10 +15,7 @@
 
 {%- if everyone %}
 
-    select
-        cast(null as {{ dbt.type_string() }}) as user_key,
-        'everyone: {{ everyone }}' as reason,
-        '{{ invocation_id }}' as built_by
+    {{ everyone_list('everyone: ' ~ everyone) }}
 
 {%- else %}
 
@@ -145,12 +142,6 @@
         from {{ ref('int_erased_users') }}
     )
 
-    select
-        user_key,
-        min(reason) as reason,
-        '{{ invocation_id }}' as built_by
-    from changes
-    where user_key is not null
-    group by user_key
+    {{ people_list('changes') }}
 
 {%- endif %}

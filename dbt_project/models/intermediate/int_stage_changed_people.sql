@@ -10,10 +10,7 @@
 
 {%- if everyone %}
 
-    select
-        cast(null as {{ dbt.type_string() }}) as user_key,
-        'everyone' as reason,
-        '{{ invocation_id }}' as built_by
+    {{ everyone_list('everyone') }}
 
 {%- else %}
 
@@ -58,12 +55,6 @@
         where signup_date > {{ chain_built_as_of() }} and signup_date <= {{ as_of_date() }}
     )
 
-    select
-        user_key,
-        min(reason) as reason,
-        '{{ invocation_id }}' as built_by
-    from changes
-    where user_key is not null
-    group by user_key
+    {{ people_list('changes') }}
 
 {%- endif %}

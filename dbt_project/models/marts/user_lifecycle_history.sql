@@ -110,37 +110,32 @@ intervals as (
         group by user_key, interval_number
     ),
 
-    final as (
-        select
-            user_key,
-            {{ as_of_date() }} as as_of_date,
-            lifecycle_stage,
-            valid_from,
-            case when last_day < {{ as_of_date() }} then last_day + 1 end as valid_to,
-            coalesce(
-                kept_previous_stage,
-                lag(lifecycle_stage) over (partition by user_key order by valid_from)
-            ) as previous_stage,
-            {{ days_between('valid_from', 'last_day') }} + 1 as days_in_stage,
-            active_days
-        from merged
-    )
-
 {%- else %}
 
-    final as (
+    -- a full build: every interval is new
+    merged as (
         select
-            user_key,
-            {{ as_of_date() }} as as_of_date,
-            lifecycle_stage,
-            valid_from,
-            case when last_day < {{ as_of_date() }} then last_day + 1 end as valid_to,
-            lag(lifecycle_stage) over (partition by user_key order by valid_from) as previous_stage,
-            {{ days_between('valid_from', 'last_day') }} + 1 as days_in_stage,
-            active_days
+            *,
+            cast(null as {{ dbt.type_string() }}) as kept_previous_stage
         from intervals
-    )
+    ),
 
 {%- endif %}
+
+final as (
+    select
+        user_key,
+        {{ as_of_date() }} as as_of_date,
+        lifecycle_stage,
+        valid_from,
+        case when last_day < {{ as_of_date() }} then last_day + 1 end as valid_to,
+        coalesce(
+            kept_previous_stage,
+            lag(lifecycle_stage) over (partition by user_key order by valid_from)
+        ) as previous_stage,
+        {{ days_between('valid_from', 'last_day') }} + 1 as days_in_stage,
+        active_days
+    from merged
+)
 
 select * from final

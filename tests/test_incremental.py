@@ -13,6 +13,8 @@ the ML-joined dim_users (which is built from these, by the same SQL)."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -57,6 +59,46 @@ def comparable(db: str, table: str, columns: list[tuple[str, str]]) -> str:
     cols = [f'round("{c}", 6)' if kind in ("DOUBLE", "FLOAT") else f'"{c}"'
             for c, kind in columns if c not in RUN_LINEAGE]
     return f"SELECT {', '.join(cols)} FROM {db}.{table}"
+
+
+def labelled_customers(work: Path) -> list[tuple[str, date]]:
+    """Two customers in a labelled churn snapshot (which a daily run keeps for people whose
+    data did not change): user id and snapshot date."""
+    with duckdb.connect(str(work), read_only=True) as con:
+        found = con.execute("""
+            select profiles.user_id, max(features.snapshot_date)
+            from intermediate.int_churn_features as features
+            inner join intermediate.int_customer_profiles as profiles using (user_key)
+            where features.label is not null and profiles.accounts = 1
+            group by profiles.user_id order by profiles.user_id limit 2""").fetchall()
+    assert len(found) == 2
+    return found
+
+
+def add_late_touch(raw: Path, user_id: str, snapshot: date) -> None:
+    """A treatment touch sent two days before the snapshot, delivered late."""
+    sent = snapshot - timedelta(days=2)
+    folder = raw / "campaign_touches" / f"month={sent:%Y-%m}"
+    folder.mkdir(parents=True, exist_ok=True)
+    touch = {"touch_id": "t-late", "campaign_id": "winback-late", "campaign_type": "winback",
+             "sent_at": f"{sent}T12:00:00", "channel": "email", "offer": "come_back_message",
+             "cost": 0.05, "group": "treatment", "user_id": user_id}
+    with gzip.open(folder / "touches-late.jsonl.gz", "wt") as out:
+        out.write(json.dumps(touch) + "\n")
+
+
+def add_country_change(raw: Path, user_id: str, updated: str) -> None:
+    """The customer's latest CRM row again, updated to another country (the same
+    identifiers: the same person)."""
+    folder = raw / "customers" / f"month={updated[:7]}"
+    duckdb.sql(f"""
+        copy (
+            select * exclude (month) replace (
+                '{updated}T06:00:00' as updated_at,
+                case when country = 'FR' then 'DE' else 'FR' end as country)
+            from read_csv('{raw}/customers/*/*.csv', all_varchar = true, hive_partitioning = true)
+            where user_id = '{user_id}' order by updated_at desc limit 1)
+        to '{folder / "crm-late.csv"}' (header)""")
 
 
 def differences(a: Path, b: Path) -> dict[str, tuple[int, int]]:
@@ -140,6 +182,12 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     assert changed <= stage_changed < people
     assert count(inc / "work.duckdb", "select count(*) from intermediate.int_stage_changed_people "
                                       "where user_key is null") == 0
+    # and the churn features: the changed people, and the snapshots the month moved over
+    churn_changed = count(inc / "work.duckdb", "select count(*) from "
+                                               "intermediate.int_churn_changed_people")
+    assert stage_changed <= churn_changed < people
+    assert count(inc / "work.duckdb", "select count(*) from intermediate.int_churn_changed_people "
+                                      "where user_key is null") == 0
     build(raw, full, settings.end_date)
 
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
@@ -199,6 +247,30 @@ def test_a_withdrawn_file_alone_rebuilds_its_people(tmp_path):
             "select user_key, reason from intermediate.int_changed_people").fetchall())
     assert people <= changed.keys()
     assert None not in changed  # a list of people, not "everyone"
+
+
+def test_a_late_touch_and_a_crm_correction_rebuild_their_churn_features(tmp_path):
+    """No new events: a treatment touch delivered late and a CRM correction change the churn
+    features of two people at snapshots a daily run otherwise keeps; they are rebuilt and
+    end as a full refresh has them. Without the touch or profile comparison, this fails."""
+    settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
+    generate(tmp_path / "gen", settings)
+    raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
+    build(raw, inc, settings.end_date)
+    (touched, snapshot), (moved, _) = labelled_customers(inc / "work.duckdb")
+    add_late_touch(raw, touched, snapshot)
+    add_country_change(raw, moved, settings.end_date)
+
+    build(raw, inc, settings.end_date)
+    build(raw, full, settings.end_date)
+    assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
+    with duckdb.connect(str(inc / "work.duckdb"), read_only=True) as con:
+        reasons = dict(con.execute(
+            "select profiles.user_id, changed.reason from intermediate.int_churn_changed_people "
+            "as changed inner join intermediate.int_customer_profiles as profiles using (user_key)"
+        ).fetchall())
+    assert (reasons[touched], reasons[moved]) == ("touches", "profile")
+    assert set(reasons.values()) <= {"touches", "profile", "erased"}  # always rebuilt
 
 
 def test_a_ranking_that_never_ran_is_done_by_the_next_build(tmp_path):

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import shutil
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -401,7 +402,9 @@ def test_empty_landing_zone(tmp_path):
 def test_churn_features_cannot_see_past_their_snapshot(small_world, tmp_path):
     """Features of a past snapshot, computed in today's run, equal the features computed by
     a run whose as-of date is that snapshot (which has no data after it at all)."""
-    snapshot = "2026-10-24"  # four weeks before the as-of date: a labelled snapshot
+    snapshot = str(q(small_world.warehouse / "work.duckdb", """
+        select max(snapshot_date) from intermediate.int_churn_features
+        where label is not null""")[0][0])  # the newest labelled snapshot
     warehouse = tmp_path / "warehouse"
     assert main(["run", "--raw-dir", str(small_world.raw), "--warehouse", str(warehouse),
                  "--as-of", snapshot]) == 0
@@ -417,6 +420,24 @@ def test_churn_features_cannot_see_past_their_snapshot(small_world, tmp_path):
     a = later.loc[common].sort_index()
     b = then.loc[common, a.columns].sort_index()
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+def test_churn_snapshots_lie_on_a_fixed_calendar(small_world):
+    """The as-of date, and calendar dates every 14 days (from 1970-01-01) back to 12 with a
+    known label (30 days after them; the small world's 150 days hold fewer): a past snapshot
+    keeps its date as the as-of date moves, so a daily run can keep its rows."""
+    rows = q(small_world.warehouse / "work.duckdb", """
+        select snapshot_date, bool_or(is_scoring_snapshot), bool_or(label is not null)
+        from intermediate.int_churn_features group by snapshot_date order by snapshot_date""")
+    as_of = date.fromisoformat(small_world.as_of)
+    assert rows[-1][:2] == (as_of, True)
+    past = [d for d, _, _ in rows[:-1]]
+    assert all((d - date(1970, 1, 1)).days % 14 == 0 for d in past)
+    assert all(b - a == timedelta(days=14) for a, b in zip(past, past[1:], strict=False))
+    labelled = [d for d, _, has_label in rows if has_label]
+    assert labelled == [d for d in past if d + timedelta(days=30) <= as_of]
+    assert 6 <= len(labelled) <= 12
+    assert labelled[-1] + timedelta(days=30) <= as_of < labelled[-1] + timedelta(days=44)
 
 
 def test_churn_model_is_registered_scores_everyone_and_beats_baselines(small_world):

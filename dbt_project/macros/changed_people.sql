@@ -170,6 +170,7 @@
         create or replace table {{ chain_state('state') }} as
         select
             cast({{ "'" ~ built_as_of ~ "'" if built_as_of else 'null' }} as date) as as_of_date,
+            cast(null as date) as previous_as_of_date,
             cast(null as varchar) as fingerprint,
             '{{ invocation_id }}' as events_built_by,
             cast(null as varchar) as activity_built_by,
@@ -244,7 +245,8 @@
 
 {#- After-commit post-hooks of user_lifecycle_history: every kept interval describes the new
     as-of date (outside the build's transaction: updating rows in it makes DuckDB's commit
-    rewrite them), then the state that says the chain is complete. -#}
+    rewrite them), then the state that says the chain is complete, keeping the as-of date
+    this build started from (int_churn_features builds on top of it). -#}
 {% macro chain_history_built() -%}
     {%- if target.type == 'duckdb' -%}
         update {{ this }}
@@ -252,6 +254,7 @@
         where as_of_date <> {{ as_of_date() }};
         update {{ chain_state('state') }}
         set
+            previous_as_of_date = as_of_date,
             as_of_date = {{ as_of_date() }},
             fingerprint = '{{ chain_fingerprint() }}',
             history_built_by = '{{ invocation_id }}'

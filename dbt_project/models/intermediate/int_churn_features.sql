@@ -1,15 +1,24 @@
 {#- One row per person per snapshot date: churn features computed only from data on or
     before the snapshot, and the label (entered `churned` within `churn_horizon_days` after
-    it). Snapshots: the as-of date (scoring; label null) and every `churn_snapshot_every_days`
-    before it, back far enough for `churn_training_snapshots` labelled ones. The population of
-    a snapshot is everyone who is a customer that day (new, activated, active, dormant or
-    reactivated): people already churned are not in it. -#}
-{%- set every = var('churn_snapshot_every_days') %}
+    it). Snapshots (macros/churn_features.sql): the as-of date (scoring; label null) and
+    fixed calendar dates every `churn_snapshot_every_days` before it, back far enough for
+    `churn_training_snapshots` labelled ones. The population of a snapshot is everyone who
+    is a customer that day (new, activated, active, dormant or reactivated): people already
+    churned are not in it. A daily run rebuilds only the rows that can have changed (see
+    the macros). -#}
+{{
+    config(
+        materialized=("incremental" if target.type == "duckdb" else "table"),
+        incremental_strategy="append",
+        on_schema_change="sync_all_columns",
+        pre_hook="{{ forget_churn_feature_rows() }}",
+        post_hook="{{ churn_features_built() }}",
+    )
+}}
+-- depends_on: {{ ref('int_churn_changed_people') }}
 {%- set horizon = var('churn_horizon_days') %}
-{%- set count = var('churn_training_snapshots') + (horizon // every) + 1 %}
 with snapshots as (
-    select {{ as_of_date() }} - cast(k * {{ every }} as integer) as snapshot_date
-    from (select unnest(range(0, {{ count }})) as k) as offsets
+    {{ churn_snapshot_dates() }}
 ),
 
 stages as (
@@ -24,7 +33,9 @@ population as (
         stages.days_since_activity
     from stages
     inner join snapshots on stages.day = snapshots.snapshot_date
-    where stages.lifecycle_stage in ('new', 'activated', 'active', 'dormant', 'reactivated')
+    where
+        stages.lifecycle_stage in ('new', 'activated', 'active', 'dormant', 'reactivated')
+        and {{ churn_rows_to_build('stages.user_key', 'stages.day') }}
 ),
 
 activity as (

@@ -1,0 +1,167 @@
+{#- Incremental builds of int_churn_features (DuckDB).
+
+    Snapshot dates lie on a fixed calendar (every `churn_snapshot_every_days` days counted
+    from 1970-01-01), plus the as-of date for scoring, so a past snapshot keeps its date
+    while the as-of date moves on. A past snapshot's features only read data on or before
+    it, so a daily run keeps the rows of people whose inputs did not change and rebuilds:
+      * every row of the people in int_churn_changed_people (their lifecycle days or
+        milestones, their CRM profile, or their treatment touches changed);
+      * for everyone, the snapshots whose row changes with the as-of date: the scoring
+        snapshot, calendar dates on or after the last build's as-of date (the old scoring
+        date becomes a past snapshot), and snapshots whose label window ended in the days
+        the as-of date moved over (their label was unknown and is known now);
+    and drops the snapshots that fell out of the training window. Everyone is rebuilt on the
+    first build, a full refresh, a changed var or model (the fingerprint), when the
+    lifecycle chain rebuilt everyone, or when the last build of int_churn_features was not
+    on top of the chain's last complete build (a failed or skipped build in between). -#}
+
+{% macro churn_features_state(part) -%}
+    {{ intermediate_relation('int_churn_features_' ~ part) }}
+{%- endmacro %}
+
+{#- The snapshot dates of the as-of date: the as-of date, and the calendar dates before it
+    back to `churn_training_snapshots` labelled ones (a label needs `churn_horizon_days`
+    after the snapshot). -#}
+{% macro churn_snapshot_dates() -%}
+    {%- set every = var('churn_snapshot_every_days') -%}
+    {%- set horizon = var('churn_horizon_days') -%}
+    {%- set newest_labelled -%}
+        ({{ as_of_date() }} - {{ horizon }}
+        - cast(({{ as_of_date() }} - {{ horizon }} - date '1970-01-01') % {{ every }} as integer))
+    {%- endset -%}
+    select {{ as_of_date() }} as snapshot_date
+    union
+    select {{ newest_labelled }} + cast(k * {{ every }} as integer) as snapshot_date
+    from (
+        select unnest(range({{ 1 - var('churn_training_snapshots') }}, {{ horizon // every + 2 }})) as k
+    ) as offsets
+    where {{ newest_labelled }} + cast(k * {{ every }} as integer) < {{ as_of_date() }}
+{%- endmacro %}
+
+{#- The snapshot dates whose rows a daily run keeps for the people who did not change:
+    before the last build's as-of date, with a label that was known then or is still
+    unknown now. -#}
+{% macro churn_kept_snapshot_dates() -%}
+    {%- set horizon = var('churn_horizon_days') -%}
+    {%- set built_as_of = '(select built.as_of_date from ' ~ churn_features_state('state') ~ ' as built)' -%}
+    select dates.snapshot_date
+    from ({{ churn_snapshot_dates() }}) as dates
+    where
+        dates.snapshot_date < {{ built_as_of }}
+        and (
+            dates.snapshot_date + {{ horizon }} <= {{ built_as_of }}
+            or dates.snapshot_date + {{ horizon }} > {{ as_of_date() }}
+        )
+{%- endmacro %}
+
+{#- True when this build rebuilds only some rows of int_churn_features. -#}
+{% macro churn_features_daily() -%}
+    {{ return(target.type == 'duckdb' and is_incremental()
+              and not everyone_changed('int_churn_changed_people')) }}
+{%- endmacro %}
+
+{#- What, besides the data, shapes int_churn_features' rows (the lifecycle vars are the
+    chain's: a change there rebuilds everyone through int_stage_changed_people). -#}
+{% macro churn_features_fingerprint() -%}
+    {%- set parts = [
+        var('churn_snapshot_every_days'), var('churn_horizon_days'),
+        var('churn_training_snapshots'), var('lifecycle_subscription_period_days'),
+        var('lifecycle_subscription_grace_days'), var('business_timezone'),
+    ] -%}
+    {%- if execute -%}
+        {%- for name in ['int_churn_changed_people', 'int_churn_features'] -%}
+            {%- do parts.append(graph.nodes['model.ulm.' ~ name].checksum.checksum) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(local_md5(parts | join('|'))) }}
+{%- endmacro %}
+
+{#- Why int_churn_features must rebuild everyone, or nothing. Asked by
+    int_churn_changed_people, which runs after the lifecycle chain completed. -#}
+{% macro churn_features_rebuild_reason() -%}
+    {%- if not execute -%}
+        {{ return('parsing') }}
+    {%- endif -%}
+    {%- if flags.FULL_REFRESH -%}
+        {{ return('full refresh') }}
+    {%- endif -%}
+    {%- for table in ['int_churn_features', 'int_churn_features_state', 'int_churn_features_profiles',
+                      'int_churn_features_touches'] -%}
+        {%- if adapter.get_relation(this.database, 'intermediate', table) is none -%}
+            {{ return('no intermediate.' ~ table ~ ' yet') }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if list_says_everyone('int_stage_changed_people') -%}
+        {{ return('the lifecycle chain rebuilt everyone') }}
+    {%- endif -%}
+    {%- set built = run_query("select * from " ~ churn_features_state('state')).rows -%}
+    {%- set chain = run_query("select * from " ~ chain_state('state')).rows -%}
+    {%- if built | length != 1 or built[0]['fingerprint'] != churn_features_fingerprint() -%}
+        {{ return('a var or model changed') }}
+    {%- endif -%}
+    {%- if chain | length != 1 or chain[0]['history_built_by'] != invocation_id
+        or built[0]['as_of_date'] != chain[0]['previous_as_of_date'] -%}
+        {{ return('its last build was not on top of the lifecycle chain\'s last build') }}
+    {%- endif -%}
+    {{ return('') }}
+{%- endmacro %}
+
+{#- Model filter of int_churn_features: the rows the pre-hook deleted (everyone else's kept
+    snapshots are still there); every row on a full build. -#}
+{% macro churn_rows_to_build(user_column, day_column) -%}
+    {%- if churn_features_daily() -%}
+        (
+            {{ day_column }} not in ({{ churn_kept_snapshot_dates() }})
+            or {{ user_column }} in (
+                select changed.user_key from {{ ref('int_churn_changed_people') }} as changed
+            )
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of int_churn_features: delete the rows about to be rebuilt and the snapshots
+    that left the window. -#}
+{% macro forget_churn_feature_rows() -%}
+    {%- if target.type == 'duckdb' and is_incremental() -%}
+        delete from {{ this }}
+        {%- if churn_features_daily() %}
+            where
+                user_key in (select changed.user_key from {{ ref('int_churn_changed_people') }} as changed)
+                or snapshot_date not in ({{ churn_kept_snapshot_dates() }})
+        {%- endif -%}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of int_churn_features: the state and snapshots the next build compares with. -#}
+{% macro churn_features_built() -%}
+    {%- if target.type == 'duckdb' -%}
+        create or replace table {{ churn_features_state('state') }} as
+        select
+            {{ as_of_date() }} as as_of_date,
+            '{{ churn_features_fingerprint() }}' as fingerprint,
+            '{{ invocation_id }}' as built_by;
+        create or replace table {{ churn_features_state('profiles') }} as
+        select user_key, acquisition_channel, country, gender, birth_year
+        from {{ ref('int_customer_profiles') }};
+        create or replace table {{ churn_features_state('touches') }} as
+        {{ churn_treatment_touches() }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- What int_churn_features reads of the campaign touches: treatment touches per person
+    and day. -#}
+{% macro churn_treatment_touches() -%}
+    select
+        user_key,
+        sent_date,
+        count(*) as touches
+    from {{ ref('int_campaign_touches') }}
+    where touch_group = 'treatment'
+    group by user_key, sent_date
+{%- endmacro %}

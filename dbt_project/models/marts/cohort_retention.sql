@@ -93,60 +93,107 @@ periods as (
     {%- endfor %}
 ),
 
-last_period as (
+-- sizes, retained counts and "last active period" counts per cohort and channel: a few
+-- rows per cohort, where a grid of every member by every period is ~70 rows per member
+cohort_sizes as (
     select
         cohort_period,
-        user_key,
-        max(period_number) as last_period_number
-    from member_activity
-    group by cohort_period, user_key
-),
-
-member_periods as (
-    select
-        cohort_members.cohort_period,
-        cohort_members.cohort_start,
-        cohort_members.acquisition_channel,
-        cohort_members.user_key,
-        periods.period_number,
-        member_activity.user_key is not null as is_retained,
-        coalesce(last_period.last_period_number >= periods.period_number, false) as is_retained_or_later
+        cohort_start,
+        acquisition_channel,
+        count(*) as cohort_users
     from cohort_members
-    inner join periods on cohort_members.cohort_period = periods.cohort_period
-    left join member_activity
-        on
-            cohort_members.cohort_period = member_activity.cohort_period
-            and cohort_members.user_key = member_activity.user_key
-            and periods.period_number = member_activity.period_number
-    left join last_period
-        on
-            cohort_members.cohort_period = last_period.cohort_period
-            and cohort_members.user_key = last_period.user_key
+    group by cohort_period, cohort_start, acquisition_channel
 ),
 
-by_channel as (
+retained as (
     select
         cohort_period,
         cohort_start,
         acquisition_channel,
         period_number,
-        count(*) as cohort_users,
-        count(*) filter (where is_retained) as retained_users,
-        count(*) filter (where is_retained_or_later) as retained_or_later_users
-    from member_periods
+        count(*) as retained_users
+    from member_activity
     group by cohort_period, cohort_start, acquisition_channel, period_number
 ),
 
+period_bounds as (
+    select
+        cohort_period,
+        max(period_number) as max_period_number
+    from periods
+    group by cohort_period
+),
+
+-- each member's last active period, capped at the last reported one (active then or
+-- later counts the same for every reported period)
+last_periods as (
+    select
+        member_activity.cohort_period,
+        member_activity.cohort_start,
+        member_activity.acquisition_channel,
+        least(max(member_activity.period_number), max(period_bounds.max_period_number))
+            as last_period_number
+    from member_activity
+    inner join period_bounds on member_activity.cohort_period = period_bounds.cohort_period
+    group by
+        member_activity.cohort_period,
+        member_activity.cohort_start,
+        member_activity.acquisition_channel,
+        member_activity.user_key
+),
+
+last_counts as (
+    select
+        cohort_period,
+        cohort_start,
+        acquisition_channel,
+        last_period_number,
+        count(*) as last_users
+    from last_periods
+    group by cohort_period, cohort_start, acquisition_channel, last_period_number
+),
+
+by_channel as (
+    select
+        cohort_sizes.cohort_period,
+        cohort_sizes.cohort_start,
+        cohort_sizes.acquisition_channel,
+        periods.period_number,
+        cohort_sizes.cohort_users,
+        coalesce(retained.retained_users, 0) as retained_users,
+        -- members whose last active period is this one or a later one
+        cast(coalesce(sum(last_counts.last_users) over (
+            partition by cohort_sizes.cohort_period, cohort_sizes.cohort_start, cohort_sizes.acquisition_channel
+            order by periods.period_number desc
+            rows between unbounded preceding and current row
+        ), 0) as bigint) as retained_or_later_users
+    from cohort_sizes
+    inner join periods on cohort_sizes.cohort_period = periods.cohort_period
+    left join retained
+        on
+            cohort_sizes.cohort_period = retained.cohort_period
+            and cohort_sizes.cohort_start = retained.cohort_start
+            and cohort_sizes.acquisition_channel = retained.acquisition_channel
+            and periods.period_number = retained.period_number
+    left join last_counts
+        on
+            cohort_sizes.cohort_period = last_counts.cohort_period
+            and cohort_sizes.cohort_start = last_counts.cohort_start
+            and cohort_sizes.acquisition_channel = last_counts.acquisition_channel
+            and periods.period_number = last_counts.last_period_number
+),
+
+-- each person has one acquisition channel: the channels add up to everyone
 everyone as (
     select
         cohort_period,
         cohort_start,
         'all' as acquisition_channel,
         period_number,
-        count(*) as cohort_users,
-        count(*) filter (where is_retained) as retained_users,
-        count(*) filter (where is_retained_or_later) as retained_or_later_users
-    from member_periods
+        cast(sum(cohort_users) as bigint) as cohort_users,
+        cast(sum(retained_users) as bigint) as retained_users,
+        cast(sum(retained_or_later_users) as bigint) as retained_or_later_users
+    from by_channel
     group by cohort_period, cohort_start, period_number
 ),
 

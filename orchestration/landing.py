@@ -335,6 +335,13 @@ def pending_files(files: list[dict], staged: set[tuple[str, int]]) -> list[dict]
     return [f for f in files if (f["path"], f["mtime_ns"] // 1000) not in staged]
 
 
+def unstaged_files(files: list[dict], staged: set[tuple[str, int]]) -> list[tuple[str, int]]:
+    """(path, mtime in microseconds) of the staged file versions that are gone: the file was
+    withdrawn or rewritten since. Their rows must leave the staging table."""
+    current = {(f["path"], f["mtime_ns"] // 1000) for f in files}
+    return sorted(staged - current)
+
+
 def land(work_db: Path, raw_dir: Path, pii_key: str) -> dict[str, dict]:
     """Inventory the raw dir and (re)create the raw.<source> views in the working database.
     Returns per-source file and row counts."""
@@ -345,13 +352,23 @@ def land(work_db: Path, raw_dir: Path, pii_key: str) -> dict[str, dict]:
     with duckdb.connect(str(work_db)) as con:
         inventory = build_inventory(con, files)
         con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        # the staged file versions that are gone, so staging deletes their rows without
+        # scanning every staged row for them (see dbt_project/macros/incremental.sql)
+        con.execute("CREATE OR REPLACE TABLE landing.unstaged_files (source VARCHAR, path VARCHAR, "
+                    "modified_at TIMESTAMP)")
         summary = {}
         for source in SOURCES:
             mine = [f for f in inventory if f["source"] == source]
             view_sql = source_view_sql(source, mine)
             con.execute(f"CREATE OR REPLACE VIEW raw.{source} AS {view_sql}")
             if source in INCREMENTAL_SOURCES:
-                pending = pending_files(mine, staged_files(con, INCREMENTAL_SOURCES[source]))
+                staged = staged_files(con, INCREMENTAL_SOURCES[source])
+                pending = pending_files(mine, staged)
+                gone = unstaged_files(mine, staged)
+                if gone:
+                    con.executemany("INSERT INTO landing.unstaged_files VALUES "
+                                    "(?, ?, make_timestamp(?))",
+                                    [(source, path, mtime_us) for path, mtime_us in gone])
                 con.execute(f"CREATE OR REPLACE VIEW raw.{source}__pending AS "
                             f"{source_view_sql(source, pending)}")
             summary[source] = {

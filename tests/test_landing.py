@@ -6,7 +6,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration.landing import LandingError, file_format, land, scan_raw_dir
+from orchestration.landing import (
+    LandingError,
+    file_format,
+    land,
+    pending_files,
+    scan_raw_dir,
+    unstaged_files,
+)
 
 
 def rows(work_db, sql):
@@ -19,6 +26,17 @@ def raw(tmp_path):
     root = tmp_path / "raw"
     (root / "events" / "dt=2026-03-01").mkdir(parents=True)
     return root
+
+
+def test_pending_and_unstaged_file_versions():
+    """A new file is pending; a rewritten file is pending and its staged version gone; a
+    withdrawn file's staged version is gone; an unchanged file is neither."""
+    files = [{"path": "new.csv", "mtime_ns": 5_000}, {"path": "rewritten.csv", "mtime_ns": 9_000},
+             {"path": "same.csv", "mtime_ns": 2_000}]
+    staged = {("rewritten.csv", 3), ("same.csv", 2), ("withdrawn.csv", 1)}
+    assert [f["path"] for f in pending_files(files, staged)] == ["new.csv", "rewritten.csv"]
+    assert unstaged_files(files, staged) == [("rewritten.csv", 3), ("withdrawn.csv", 1)]
+    assert unstaged_files([], set()) == []
 
 
 def test_formats_are_recognised():

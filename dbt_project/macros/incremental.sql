@@ -47,9 +47,15 @@
 {%- endmacro %}
 
 {#- Pre-hook: forget the rows of files that changed or left the raw dir (all rows when the
-    fingerprint changed), so their current content is staged as if for the first time. -#}
+    fingerprint changed), so their current content is staged as if for the first time. The
+    landing step lists the staged file versions that are gone (landing.unstaged_files): on a
+    day without any, nothing is deleted and the staged rows are not scanned (14 s at 100M
+    events). -#}
 {% macro unstage_changed_files(source_name) -%}
-    {%- if is_incremental() -%}
+    {%- set listed = adapter.get_relation(this.database, 'landing', 'unstaged_files') -%}
+    {%- if not is_incremental() -%}
+        select 1
+    {%- elif listed is none or restage_all() -%}
         delete from {{ this }}
         where _staging_fingerprint <> {{ staging_fingerprint() }}
             or not exists (
@@ -60,8 +66,19 @@
                     and inventory.path = {{ this }}._file
                     and make_timestamp(inventory.mtime_ns // 1000) = {{ this }}._file_modified_at
             )
-    {%- else -%}
+    {%- elif run_query("select count(*) from " ~ listed ~ " where source = '" ~ source_name ~ "'")
+        .columns[0].values()[0] == 0 -%}
         select 1
+    {%- else -%}
+        delete from {{ this }}
+        where exists (
+            select 1
+            from {{ listed }} as gone
+            where
+                gone.source = '{{ source_name }}'
+                and gone.path = {{ this }}._file
+                and gone.modified_at = {{ this }}._file_modified_at
+        )
     {%- endif -%}
 {%- endmacro %}
 

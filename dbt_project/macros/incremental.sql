@@ -52,7 +52,8 @@
     day without any, nothing is deleted and the staged rows are not scanned (14 s at 100M
     events). -#}
 {% macro unstage_changed_files(source_name) -%}
-    {%- set listed = adapter.get_relation(this.database, 'landing', 'unstaged_files') -%}
+    {%- set listed = adapter.get_relation(this.database, 'landing', 'unstaged_files')
+        if is_incremental() else none -%}
     {%- if not is_incremental() -%}
         select 1
     {%- elif listed is none or restage_all() -%}

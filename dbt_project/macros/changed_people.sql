@@ -137,6 +137,26 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Filter of staged rows (columns user_id, anonymous_id, email_hash, phone_hash) to those
+    whose identifiers may belong to a changed person, before the join to their person:
+    a 64-bit hash of the four identifiers, matched against the changed people's tuples,
+    costs far less per row than building every row's tuple key (at 100M events the join
+    alone read 12-22 s, 7.5 s with this). A hash collision only lets a row through to the
+    exact join on the tuple key. Nothing when everyone is rebuilt. -#}
+{% macro only_changed_people_identifiers() -%}
+    {%- if target.type == 'duckdb' and is_incremental() and not everyone_changed() -%}
+        and {{ identity_tuple_hash('user_id', 'anonymous_id', 'email_hash', 'phone_hash') }} in (
+            select
+                {{ identity_tuple_hash(
+                    "split_part(tuples.tuple_key, chr(31), 1)", "split_part(tuples.tuple_key, chr(31), 2)",
+                    "split_part(tuples.tuple_key, chr(31), 3)", "split_part(tuples.tuple_key, chr(31), 4)"
+                ) }}
+            from {{ ref('int_identity_tuples') }} as tuples
+            where tuples.user_key in (select changed.user_key from {{ ref('int_changed_people') }} as changed)
+        )
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Pre-hook: delete the rows about to be rebuilt. -#}
 {% macro forget_changed_people(changed='int_changed_people') -%}
     {%- if target.type == 'duckdb' and is_incremental() -%}

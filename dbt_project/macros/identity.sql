@@ -5,6 +5,15 @@
     || coalesce({{ email_hash }}, '') || chr(31) || coalesce({{ phone_hash }}, '')
 {%- endmacro %}
 
+{#- A 64-bit hash of the same four identifiers, equal for equal tuple keys (empty and null
+    alike): a cheap pre-filter, never a key. -#}
+{% macro identity_tuple_hash(user_id, anonymous_id, email_hash, phone_hash) -%}
+    hash(
+        coalesce({{ user_id }}, ''), coalesce({{ anonymous_id }}, ''), coalesce({{ email_hash }}, ''),
+        coalesce({{ phone_hash }}, '')
+    )
+{%- endmacro %}
+
 {#- Join a staged relation (alias) to its person and leave out erased people: the
     `from <alias>` of every intermediate model that attaches user_key to source rows. -#}
 {% macro join_person(alias) -%}

@@ -106,30 +106,32 @@
     {{ return('') }}
 {%- endmacro %}
 
+{#- The rows a daily build rewrites: every row of a changed person, and everyone's rows at
+    the snapshots it does not keep. -#}
+{% macro churn_rebuilt_rows(user_column, day_column) -%}
+    (
+        {{ user_column }} in (select changed.user_key from {{ ref('int_churn_changed_people') }} as changed)
+        or {{ day_column }} not in ({{ churn_kept_snapshot_dates() }})
+    )
+{%- endmacro %}
+
 {#- Model filter of int_churn_features: the rows the pre-hook deleted (everyone else's kept
     snapshots are still there); every row on a full build. -#}
 {% macro churn_rows_to_build(user_column, day_column) -%}
     {%- if churn_features_daily() -%}
-        (
-            {{ day_column }} not in ({{ churn_kept_snapshot_dates() }})
-            or {{ user_column }} in (
-                select changed.user_key from {{ ref('int_churn_changed_people') }} as changed
-            )
-        )
+        {{ churn_rebuilt_rows(user_column, day_column) }}
     {%- else -%}
         true
     {%- endif -%}
 {%- endmacro %}
 
 {#- Pre-hook of int_churn_features: delete the rows about to be rebuilt and the snapshots
-    that left the window. -#}
+    that left the window (everything on a full build). -#}
 {% macro forget_churn_feature_rows() -%}
     {%- if target.type == 'duckdb' and is_incremental() -%}
         delete from {{ this }}
         {%- if churn_features_daily() %}
-            where
-                user_key in (select changed.user_key from {{ ref('int_churn_changed_people') }} as changed)
-                or snapshot_date not in ({{ churn_kept_snapshot_dates() }})
+            where {{ churn_rebuilt_rows('user_key', 'snapshot_date') }}
         {%- endif -%}
     {%- else -%}
         select 1

@@ -35,22 +35,28 @@
                'int_person_stage_anchors', 'int_person_day_stage', 'user_lifecycle_history']) }}
 {%- endmacro %}
 
+{#- A fingerprint of what, besides the data, shapes some models' rows: the given values
+    (vars) and the models' code. -#}
+{% macro fingerprint(values, models) -%}
+    {%- set parts = values | list -%}
+    {%- if execute -%}
+        {%- for name in models -%}
+            {%- do parts.append(graph.nodes['model.ulm.' ~ name].checksum.checksum) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(local_md5(parts | join('|'))) }}
+{%- endmacro %}
+
 {#- What, besides the raw data, shapes the chain's rows: its vars and its models' code. -#}
 {% macro chain_fingerprint() -%}
-    {%- set parts = [
+    {{ return(fingerprint([
         var('business_timezone'), var('activity_event_types') | join(','),
         var('lifecycle_activation_event_types') | join(','),
         var('lifecycle_activation_window_days'), var('lifecycle_activated_period_days'),
         var('lifecycle_dormant_after_days'), var('lifecycle_churned_after_days'),
         var('lifecycle_reactivated_period_days'), var('lifecycle_subscription_period_days'),
         var('lifecycle_subscription_grace_days'),
-    ] -%}
-    {%- if execute -%}
-        {%- for name in chain_models() -%}
-            {%- do parts.append(graph.nodes['model.ulm.' ~ name].checksum.checksum) -%}
-        {%- endfor -%}
-    {%- endif -%}
-    {{ return(local_md5(parts | join('|'))) }}
+    ], chain_models())) }}
 {%- endmacro %}
 
 {#- Why everyone must be rebuilt, or none. Asked by int_changed_people only. -#}
@@ -110,6 +116,40 @@
     from {{ changes }}
     where user_key is not null
     group by user_key
+{%- endmacro %}
+
+{#- Why a list of changed people says everyone ('' when it lists people): `why` (a macro)
+    asked on DuckDB only, and logged. -#}
+{% macro logged_rebuild_reason(why) -%}
+    {%- set reason = why() if target.type == 'duckdb' else 'not incremental here' -%}
+    {%- if execute and reason -%}
+        {{ log(this.name ~ ": everyone (" ~ reason ~ ")", info=true) }}
+    {%- endif -%}
+    {{ return(reason) }}
+{%- endmacro %}
+
+{#- The people whose row in `current` differs from the snapshot `built` taken at the last
+    build (matched on `keys`; a row on one side only counts), compared on `columns`. -#}
+{% macro people_whose_rows_changed(current, built, columns, keys=['user_key']) -%}
+    select coalesce(current_rows.user_key, built_rows.user_key) as user_key
+    from {{ current }} as current_rows
+    full outer join {{ built }} as built_rows
+        on
+            {%- for key in keys %}
+                {{ 'and ' if not loop.first }}current_rows.{{ key }} = built_rows.{{ key }}
+            {%- endfor %}
+    where
+        current_rows.{{ keys[0] }} is null
+        or built_rows.{{ keys[0] }} is null
+        {%- for column in columns %}
+            or current_rows.{{ column }} is distinct from built_rows.{{ column }}
+        {%- endfor %}
+{%- endmacro %}
+
+{#- What int_stage_changed_people compares of int_person_milestones (and the snapshot
+    keeps). -#}
+{% macro milestone_columns() -%}
+    {{ return(['first_seen_date', 'signup_date', 'activation_date', 'is_activated_in_window']) }}
 {%- endmacro %}
 
 {#- True when the list `changed` (int_changed_people or int_stage_changed_people) says
@@ -254,7 +294,7 @@
 {% macro chain_stage_built() -%}
     {%- if target.type == 'duckdb' -%}
         create or replace table {{ chain_state('milestones') }} as
-        select user_key, first_seen_date, signup_date, activation_date, is_activated_in_window
+        select user_key, {{ milestone_columns() | join(', ') }}
         from {{ ref('int_person_milestones') }};
         update {{ chain_state('state') }}
         set stage_built_by = '{{ invocation_id }}'
@@ -313,27 +353,6 @@
                 or {{ day_column }} > {{ chain_built_as_of() }}
             {%- endif %}
         )
-    {%- endif -%}
-{%- endmacro %}
-
-{#- `where` of the uniqueness test of stg_events on a daily run: the keys this staging build
-    wrote or re-ranked (their rows carry its invocation as `_staging_run`), every row of
-    them. The rows of other keys were tested when staged and have not changed. Everything
-    when every row is this build's (a full build: a filter would only cost more). -#}
-{% macro newly_staged_keys_filter(key_column, relation) -%}
-    {%- if target.type != 'duckdb' or not execute -%}
-        true
-    {%- else -%}
-        {%- set older = run_query("select count(*) from (select 1 from " ~ relation
-            ~ " where _staging_run <> '" ~ invocation_id ~ "' limit 1) as older") -%}
-        {%- if older.columns[0].values()[0] == 0 -%}
-            true
-        {%- else -%}
-            {{ key_column }} in (
-                select staged.{{ key_column }} from {{ relation }} as staged
-                where staged._staging_run = '{{ invocation_id }}'
-            )
-        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 

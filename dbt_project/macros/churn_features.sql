@@ -63,17 +63,11 @@
 {#- What, besides the data, shapes int_churn_features' rows (the lifecycle vars are the
     chain's: a change there rebuilds everyone through int_stage_changed_people). -#}
 {% macro churn_features_fingerprint() -%}
-    {%- set parts = [
+    {{ return(fingerprint([
         var('churn_snapshot_every_days'), var('churn_horizon_days'),
         var('churn_training_snapshots'), var('lifecycle_subscription_period_days'),
         var('lifecycle_subscription_grace_days'), var('business_timezone'),
-    ] -%}
-    {%- if execute -%}
-        {%- for name in ['int_churn_changed_people', 'int_churn_features'] -%}
-            {%- do parts.append(graph.nodes['model.ulm.' ~ name].checksum.checksum) -%}
-        {%- endfor -%}
-    {%- endif -%}
-    {{ return(local_md5(parts | join('|'))) }}
+    ], ['int_churn_changed_people', 'int_churn_features'])) }}
 {%- endmacro %}
 
 {#- Why int_churn_features must rebuild everyone, or nothing. Asked by
@@ -147,13 +141,18 @@
             '{{ churn_features_fingerprint() }}' as fingerprint,
             '{{ invocation_id }}' as built_by;
         create or replace table {{ churn_features_state('profiles') }} as
-        select user_key, acquisition_channel, country, gender, birth_year
+        select user_key, {{ churn_profile_columns() | join(', ') }}
         from {{ ref('int_customer_profiles') }};
         create or replace table {{ churn_features_state('touches') }} as
         {{ churn_treatment_touches() }}
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+{#- What int_churn_features reads of the CRM profile (and the snapshot keeps). -#}
+{% macro churn_profile_columns() -%}
+    {{ return(['acquisition_channel', 'country', 'gender', 'birth_year']) }}
 {%- endmacro %}
 
 {#- What int_churn_features reads of the campaign touches: treatment touches per person

@@ -183,3 +183,24 @@
         select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- `where` of the uniqueness test of stg_events on a daily run: the keys this staging build
+    wrote or re-ranked (their rows carry its invocation as `_staging_run`), every row of
+    them. The rows of other keys were tested when staged and have not changed. Everything
+    when every row is this build's (a full build: a filter would only cost more). -#}
+{% macro newly_staged_keys_filter(key_column, relation) -%}
+    {%- if target.type != 'duckdb' or not execute -%}
+        true
+    {%- else -%}
+        {%- set older = run_query("select count(*) from (select 1 from " ~ relation
+            ~ " where _staging_run <> '" ~ invocation_id ~ "' limit 1) as older") -%}
+        {%- if older.columns[0].values()[0] == 0 -%}
+            true
+        {%- else -%}
+            {{ key_column }} in (
+                select staged.{{ key_column }} from {{ relation }} as staged
+                where staged._staging_run = '{{ invocation_id }}'
+            )
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -8,10 +8,7 @@
 -- depends_on: {{ ref('int_identity_tuples') }}
 -- depends_on: {{ ref('int_orders') }}
 -- depends_on: {{ ref('int_erased_users') }}
-{%- set everyone = chain_rebuild_reason() if target.type == 'duckdb' else 'not incremental here' %}
-{%- if execute and everyone %}
-    {{ log("int_changed_people: everyone (" ~ everyone ~ ")", info=true) }}
-{%- endif %}
+{%- set everyone = logged_rebuild_reason(chain_rebuild_reason) %}
 
 {%- if everyone %}
 

@@ -9,10 +9,7 @@
 -- depends_on: {{ ref('int_customer_profiles') }}
 -- depends_on: {{ ref('int_campaign_touches') }}
 -- depends_on: {{ ref('user_lifecycle_history') }}
-{%- set everyone = churn_features_rebuild_reason() if target.type == 'duckdb' else 'not incremental here' %}
-{%- if execute and everyone %}
-    {{ log("int_churn_changed_people: everyone (" ~ everyone ~ ")", info=true) }}
-{%- endif %}
+{%- set everyone = logged_rebuild_reason(churn_features_rebuild_reason) %}
 
 {%- if everyone %}
 
@@ -20,41 +17,20 @@
 
 {%- else %}
 
-    with profiles as (
-        select * from {{ ref('int_customer_profiles') }}
-    ),
-
-    built_profiles as (
-        select * from {{ churn_features_state('profiles') }}
-    ),
-
-    profile_changes as (
-        select coalesce(profiles.user_key, built_profiles.user_key) as user_key
-        from profiles
-        full outer join built_profiles on profiles.user_key = built_profiles.user_key
-        where
-            profiles.user_key is null
-            or built_profiles.user_key is null
-            or profiles.acquisition_channel is distinct from built_profiles.acquisition_channel
-            or profiles.country is distinct from built_profiles.country
-            or profiles.gender is distinct from built_profiles.gender
-            or profiles.birth_year is distinct from built_profiles.birth_year
-    ),
-
-    touches as (
+    with touches as (
         {{ churn_treatment_touches() }}
     ),
 
-    built_touches as (
-        select * from {{ churn_features_state('touches') }}
+    profile_changes as (
+        {{ people_whose_rows_changed(
+            ref('int_customer_profiles'), churn_features_state('profiles'), churn_profile_columns()
+        ) }}
     ),
 
     touch_changes as (
-        select coalesce(touches.user_key, built_touches.user_key) as user_key
-        from touches
-        full outer join built_touches
-            on touches.user_key = built_touches.user_key and touches.sent_date = built_touches.sent_date
-        where touches.touches is distinct from built_touches.touches
+        {{ people_whose_rows_changed(
+            'touches', churn_features_state('touches'), ['touches'], keys=['user_key', 'sent_date']
+        ) }}
     ),
 
     changes as (

@@ -18,22 +18,8 @@
         select * from {{ ref('int_person_milestones') }}
     ),
 
-    built_milestones as (
-        select * from {{ chain_state('milestones') }}
-    ),
-
     milestone_changes as (
-        select coalesce(milestones.user_key, built_milestones.user_key) as user_key
-        from milestones
-        full outer join built_milestones on milestones.user_key = built_milestones.user_key
-        where
-            milestones.user_key is null
-            or built_milestones.user_key is null
-            or milestones.first_seen_date is distinct from built_milestones.first_seen_date
-            or milestones.signup_date is distinct from built_milestones.signup_date
-            or milestones.activation_date is distinct from built_milestones.activation_date
-            or milestones.is_activated_in_window
-            is distinct from built_milestones.is_activated_in_window
+        {{ people_whose_rows_changed('milestones', chain_state('milestones'), milestone_columns()) }}
     ),
 
     changes as (

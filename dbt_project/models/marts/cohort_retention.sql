@@ -116,30 +116,23 @@ retained as (
     group by cohort_period, cohort_start, acquisition_channel, period_number
 ),
 
-period_bounds as (
-    select
-        cohort_period,
-        max(period_number) as max_period_number
-    from periods
-    group by cohort_period
-),
-
 -- each member's last active period, capped at the last reported one (active then or
 -- later counts the same for every reported period)
 last_periods as (
     select
-        member_activity.cohort_period,
-        member_activity.cohort_start,
-        member_activity.acquisition_channel,
-        least(max(member_activity.period_number), max(period_bounds.max_period_number))
-            as last_period_number
+        cohort_period,
+        cohort_start,
+        acquisition_channel,
+        least(
+            max(period_number),
+            case cohort_period
+                {%- for grain, g in grains.items() %}
+                    when '{{ grain }}' then {{ g.max }}
+                {%- endfor %}
+            end
+        ) as last_period_number
     from member_activity
-    inner join period_bounds on member_activity.cohort_period = period_bounds.cohort_period
-    group by
-        member_activity.cohort_period,
-        member_activity.cohort_start,
-        member_activity.acquisition_channel,
-        member_activity.user_key
+    group by cohort_period, cohort_start, acquisition_channel, user_key
 ),
 
 last_counts as (

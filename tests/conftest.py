@@ -24,6 +24,7 @@ RUN_BOOKKEEPING = {"intermediate.int_changed_people", "intermediate.int_person_c
                    "intermediate.int_person_chain_runs", "intermediate.int_stage_changed_people",
                    "intermediate.int_person_chain_milestones",
                    "intermediate.int_churn_changed_people", "intermediate.int_churn_features_state",
+                   "intermediate.int_identity_map_state",
                    # staging builds whose redeliveries are not ranked yet (empty after a build)
                    "staging.stg_events__all__unranked_runs"}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -101,6 +102,49 @@ def add_country_change(raw: Path, user_id: str, updated: str) -> None:
         to '{folder / "crm-late.csv"}' (header)""")
 
 
+def add_identity_link(raw: Path, day: str) -> tuple[str, str]:
+    """A web event late on `day` from one customer's device, signed in with no account but
+    another customer's email: the two are one person from then on. Their user ids."""
+    device_owner, anonymous_id = duckdb.sql(f"""
+        select user_id, min(anonymous_id) from read_parquet('{raw}/events/*/*.parquet')
+        where user_id is not null and anonymous_id is not null
+        group by user_id order by user_id limit 1""").fetchall()[0]
+    email_owner, email = duckdb.sql(f"""
+        select user_id, min(email) from read_csv('{raw}/customers/*/*.csv', all_varchar = true)
+        where user_id <> '{device_owner}' and email is not null
+        group by user_id order by user_id limit 1""").fetchall()[0]
+    duckdb.sql(f"""
+        copy (
+            select * exclude (month) replace (
+                'e-identity-link' as event_id, cast(null as varchar) as user_id,
+                '{anonymous_id}' as anonymous_id, '{email}' as email,
+                cast('{day} 20:00:00+00' as timestamptz) as occurred_at)
+            from read_parquet('{raw}/events/*/*.parquet', hive_partitioning = true)
+            where user_id = '{device_owner}' limit 1)
+        to '{raw / "events" / f"month={day[:7]}" / "link-late.parquet"}' (format parquet)""")
+    return device_owner, email_owner
+
+
+def add_shared_email(raw: Path, updated: str) -> str:
+    """A customer's latest CRM row again, with another customer's email: seen with two
+    accounts, that email is shared and links nobody. The other customer's user id."""
+    owner, email, borrower = duckdb.sql(f"""
+        with customers as (
+            select user_id, min(email) as email
+            from read_csv('{raw}/customers/*/*.csv', all_varchar = true)
+            where email is not null group by user_id)
+        select user_id, email, (select max(user_id) from customers)
+        from customers order by user_id desc limit 1 offset 1""").fetchall()[0]
+    duckdb.sql(f"""
+        copy (
+            select * exclude (month) replace (
+                '{updated}T06:00:00' as updated_at, '{email}' as email)
+            from read_csv('{raw}/customers/*/*.csv', all_varchar = true, hive_partitioning = true)
+            where user_id = '{borrower}' order by updated_at desc limit 1)
+        to '{raw / "customers" / f"month={updated[:7]}" / "crm-shared.csv"}' (header)""")
+    return owner
+
+
 def differences(a: Path, b: Path) -> dict[str, tuple[int, int]]:
     con = duckdb.connect()
     con.execute(f"ATTACH '{a}' AS inc (READ_ONLY)")
@@ -169,6 +213,10 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
 
     log = build(raw, inc, settings.end_date)
     assert "incremental model staging.stg_events__all" in log
+    # the identity graph relabelled only the components the day touched
+    relabelled, identifiers = map(int, re.search(
+        r"identity graph: relabelling (\d+) of (\d+) identifiers", log).groups())
+    assert 0 < relabelled < identifiers
     # the person-level models rebuilt only the people whose data changed
     changed = count(inc / "work.duckdb", "select count(*) from intermediate.int_changed_people")
     people = count(inc / "work.duckdb", "select count(distinct user_key) from "
@@ -297,3 +345,34 @@ def test_a_ranking_that_never_ran_is_done_by_the_next_build(tmp_path):
         assert sorted(con.execute(ranks).fetchall(), key=str) == ranked
         assert con.execute("select count(*) from "
                            "staging.stg_events__all__unranked_runs").fetchone()[0] == 0
+
+
+def test_an_identity_merge_and_split_relabel_only_their_people(tmp_path):
+    """No new activity: a web event links one customer's device to another's email (one
+    person now), and a CRM row gives a customer another's email (shared now, it links
+    nobody: its owner splits off it). The daily build relabels only the components these
+    touched, keeps everyone else's person, and ends as a full refresh has it. Without the
+    comparison of edges, this fails."""
+    settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
+    generate(tmp_path / "gen", settings)
+    raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
+    build(raw, inc, settings.end_date)
+    device_owner, email_owner = add_identity_link(raw, settings.end_date)
+    owner = add_shared_email(raw, settings.end_date)
+    person = ("select count(distinct user_key) from intermediate.int_identity_map "
+              "where node_id in ('u:{}', 'u:{}')")
+    assert count(inc / "work.duckdb", person.format(device_owner, email_owner)) == 2
+
+    log = build(raw, inc, settings.end_date)
+    relabelled, identifiers = map(int, re.search(
+        r"identity graph: relabelling (\d+) of (\d+) identifiers", log).groups())
+    assert 0 < relabelled < identifiers / 4
+    build(raw, full, settings.end_date)
+    assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
+    work = inc / "work.duckdb"
+    assert count(work, person.format(device_owner, email_owner)) == 1
+    assert count(work, "select count(*) from intermediate.int_identity_map as m "
+                       "inner join intermediate.int_identity_nodes as n using (node_id) "
+                       f"where m.is_shared and n.linked_accounts = 2 and m.user_key <> "
+                       f"(select user_key from intermediate.int_identity_map where node_id = "
+                       f"'u:{owner}')") == 1

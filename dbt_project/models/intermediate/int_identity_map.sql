@@ -3,13 +3,23 @@
     Persons are the connected components of the identifier graph. A person's key is a keyed
     hash of the component's earliest-seen identifier, so it stays the same as data grows:
     new identifiers joining a person do not change it; only a merge of two persons does (the
-    merged person keeps the older key). -#}
-{{ config(tags=['identity']) }}
+    merged person keeps the older key). A daily build relabels only the components the new
+    data touched and keeps everyone else's rows (macros/identity.sql). -#}
+{{ config(tags=['identity'], post_hook="{{ identity_map_built() }}") }}
+{%- set scope = identity_relabel_scope() %}
 with components as (
-    {{ connected_components(
-        "select node_id from " ~ ref('int_identity_nodes'),
-        "select src, dst from " ~ ref('int_identity_edges')
-    ) }}
+    {% if scope -%}
+        {{ connected_components(
+            "select node_id from " ~ scope,
+            "select src, dst from " ~ ref('int_identity_edges')
+            ~ " where src in (select relabel.node_id from " ~ scope ~ " as relabel)"
+        ) }}
+    {%- else -%}
+        {{ connected_components(
+            "select node_id from " ~ ref('int_identity_nodes'),
+            "select src, dst from " ~ ref('int_identity_edges')
+        ) }}
+    {%- endif %}
 ),
 
 nodes as (
@@ -35,7 +45,7 @@ anchors as (
     group by label
 ),
 
-final as (
+relabelled as (
     select
         labelled.node_id,
         labelled.node_type,
@@ -44,6 +54,22 @@ final as (
         'p_' || left({{ pii_hash('person', 'anchors.anchor_node') }}, 24) as user_key
     from labelled
     inner join anchors on labelled.label = anchors.label
+),
+
+final as (
+    select * from relabelled
+    {%- if scope %}
+        union all
+        -- the untouched components of the last build, as they were
+        select
+            built.node_id,
+            built.node_type,
+            built.is_shared,
+            built.first_seen_at,
+            built.user_key
+        from {{ this }} as built
+        where built.user_key not in (select keys.user_key from identity_work.relabelled_keys as keys)
+    {%- endif %}
 )
 
 select * from final

@@ -96,12 +96,9 @@ def _context(docs_dir: str | None):
     )
     context = gx.get_context(mode="ephemeral", project_config=config)
     if docs_dir:
-        context.add_data_docs_site(DOCS_SITE, {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": docs_dir},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
+        from expectations.data_docs import site_config
+
+        context.add_data_docs_site(DOCS_SITE, site_config(docs_dir))
     return context, context.data_sources.add_pandas("ulm")
 
 

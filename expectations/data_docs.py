@@ -9,10 +9,9 @@ importing GX takes seconds)."""
 
 from __future__ import annotations
 
+from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
-
-from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 
 
 class CompiledTemplates(BytecodeCache):

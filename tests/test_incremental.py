@@ -338,7 +338,7 @@ def test_a_ranking_that_never_ran_is_done_by_the_next_build(tmp_path):
         con.execute("update staging.stg_events__all set delivery_rank = 1 "
                     "where reject_reason is null")
         con.execute("insert into staging.stg_events__all__unranked_runs "
-                    "select distinct _staging_run from staging.stg_events__all")
+                    "select distinct _staging_run, false from staging.stg_events__all")
 
     build(raw, warehouse, settings.end_date, select="path:models/staging")
     with duckdb.connect(str(warehouse / "work.duckdb"), read_only=True) as con:

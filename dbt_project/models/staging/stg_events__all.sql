@@ -9,7 +9,7 @@
         unique_key="event_id",
         pre_hook="{{ unstage_changed_files('events') }}",
         post_hook=[
-            "{{ note_unranked_run() }}",
+            "{{ note_unranked_run('events') }}",
             after_commit("{{ rank_redeliveries('event_id', 'delivery_rank', '_file, _row, occurred_at') }}"),
         ],
     )

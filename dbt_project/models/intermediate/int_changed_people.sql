@@ -48,15 +48,19 @@
     ),
 
     -- rows built from a staged row that is gone (its file withdrawn or restaged), and rows
-    -- built from another copy of a new row (ranked second since, or the same event again)
+    -- built from another copy of a new row (ranked second since, or the same event again);
+    -- two reads, not one with an OR, which DuckDB cannot split into two joins (6.6 s
+    -- against 5.4 s at 100M events)
     left_events as (
         select built.user_key
         from {{ this.database }}.{{ this.schema }}.int_events as built
         left join current_lineage
             on built._file = current_lineage._file and built._staging_run = current_lineage._staging_run
-        where
-            current_lineage._file is null
-            or built.event_id in (select new_events.event_id from new_events)
+        where current_lineage._file is null
+        union all
+        select built.user_key
+        from {{ this.database }}.{{ this.schema }}.int_events as built
+        where built.event_id in (select new_events.event_id from new_events)
     ),
 
     tuples as (

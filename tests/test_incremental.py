@@ -297,6 +297,31 @@ def test_a_withdrawn_file_alone_rebuilds_its_people(tmp_path):
     assert None not in changed  # a list of people, not "everyone"
 
 
+def test_a_redelivery_alone_is_ranked_by_its_stamped_rows(tmp_path):
+    """No file gone: an events file delivered again under a name that sorts first. The
+    ranking finds the redelivered ids by the build's stamp on their rows (no scan of every
+    id), ranks the copy first and the original second, the build's uniqueness test of
+    stg_events passes, and everything equals a full refresh. Without the ranking, that
+    test fails the build."""
+    settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
+    generate(tmp_path / "gen", settings)
+    raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
+    build(raw, inc, settings.end_date)
+    original = sorted((raw / "events").glob("*/*.parquet"))[-1]
+    copy = original.with_name("0-redelivered.parquet")
+    shutil.copy(original, copy)
+
+    log = build(raw, inc, settings.end_date)
+    assert "unique_stg_events_event_id" in log
+    build(raw, full, settings.end_date)
+    assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
+    work = inc / "work.duckdb"
+    ranks = ("select count(*) from staging.stg_events__all where _file = '{}' "
+             "and reject_reason is null and delivery_rank = {}")
+    assert count(work, ranks.format(copy, 1)) > 0
+    assert count(work, ranks.format(original, 1)) == 0  # every one a second delivery now
+
+
 def test_a_late_touch_and_a_crm_correction_rebuild_their_churn_features(tmp_path):
     """No new events: a treatment touch delivered late and a CRM correction change the churn
     features of two people at snapshots a daily run otherwise keeps; they are rebuilt and

@@ -73,27 +73,50 @@ flows as (
     group by date
 ),
 
+history as (
+    select * from {{ ref('user_lifecycle_history') }}
+),
+
 churn_entries as (
     select
         user_key,
         valid_from as churned_on
-    from {{ ref('user_lifecycle_history') }}
+    from history
     where lifecycle_stage = 'churned'
 ),
 
-monthly_churn as (
-    {#- customers on day d0 who entered churned in (d0, d0 + 30], counted on d0 + 30 -#}
+customer_intervals as (
     select
-        stages.day + 30 as day,
-        count(distinct stages.user_key) as churned_in_30_days
-    from stages
-    inner join churn_entries
+        user_key,
+        valid_from,
+        coalesce(valid_to, {{ as_of_date() }} + 1) as valid_until
+    from history
+    where lifecycle_stage in {{ customer_stages }}
+),
+
+{#- customers on day d0 who entered churned in (d0, d0 + 30], counted on d0 + 30: for each
+    churn entry, the days of the 30 before it that its person spent in a customer stage,
+    from the stage intervals (a range join of the entries with every person-day read 236M
+    rows at 1M users) -#}
+churn_windows as (
+    select
+        churn_entries.user_key,
+        greatest(customer_intervals.valid_from, churn_entries.churned_on - 30) as first_day,
+        least(customer_intervals.valid_until, churn_entries.churned_on) - 1 as last_day
+    from churn_entries
+    inner join customer_intervals
         on
-            stages.user_key = churn_entries.user_key
-            and stages.day < churn_entries.churned_on
-            and churn_entries.churned_on <= stages.day + 30
-    where stages.lifecycle_stage in {{ customer_stages }}
-    group by stages.day + 30
+            churn_entries.user_key = customer_intervals.user_key
+            and customer_intervals.valid_from < churn_entries.churned_on
+            and customer_intervals.valid_until > churn_entries.churned_on - 30
+),
+
+monthly_churn as (
+    select
+        days.day + 30 as day,
+        count(distinct churn_windows.user_key) as churned_in_30_days
+    from {{ each_day('churn_windows', 'churn_windows.first_day', 'churn_windows.last_day', 'days') }}
+    group by days.day + 30
 ),
 
 joined as (

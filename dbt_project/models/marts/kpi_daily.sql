@@ -107,8 +107,8 @@ churn_windows as (
     inner join customer_intervals
         on
             churn_entries.user_key = customer_intervals.user_key
-            and customer_intervals.valid_from < churn_entries.churned_on
-            and customer_intervals.valid_until > churn_entries.churned_on - 30
+            and churn_entries.churned_on > customer_intervals.valid_from
+            and churn_entries.churned_on - 30 < customer_intervals.valid_until
 ),
 
 monthly_churn as (

@@ -94,10 +94,10 @@ customer_intervals as (
     where lifecycle_stage in {{ customer_stages }}
 ),
 
-{#- customers on day d0 who entered churned in (d0, d0 + 30], counted on d0 + 30: for each
-    churn entry, the days of the 30 before it that its person spent in a customer stage,
-    from the stage intervals (a range join of the entries with every person-day read 236M
-    rows at 1M users) -#}
+-- customers on day d0 who entered churned in (d0, d0 + 30], counted on d0 + 30: for each
+-- churn entry, the days of the 30 before it that its person spent in a customer stage,
+-- from the stage intervals (a range join of the entries with every person-day read 236M
+-- rows at 1M users)
 churn_windows as (
     select
         churn_entries.user_key,

@@ -42,6 +42,18 @@ activity as (
     where is_active
 ),
 
+-- each member's last active day since signup (named activity_date: the grains' period
+-- expressions read it as their last active period)
+last_active as (
+    select
+        activity.user_key,
+        max(activity.activity_date) as activity_date
+    from activity
+    inner join members on activity.user_key = members.user_key
+    where members.signup_date <= activity.activity_date
+    group by activity.user_key
+),
+
 {%- for grain, g in grains.items() %}
 
     {{ grain }}_members as (
@@ -52,6 +64,9 @@ activity as (
         from members as m
     ),
 
+    -- the reported periods only: a later one counts in "active then or later" through the
+    -- member's last active period (capped there), and the day grain's 30 days are a small
+    -- part of a year of activity
     {{ grain }}_activity as (
         select distinct
             m.cohort_period,
@@ -61,7 +76,10 @@ activity as (
             {{ g.period }} as period_number
         from {{ grain }}_members as m
         inner join activity as a
-            on m.user_key = a.user_key and m.signup_date <= a.activity_date
+            on
+                m.user_key = a.user_key
+                and m.signup_date <= a.activity_date
+                and {{ g.period }} <= {{ g.max }}
     ),
 {%- endfor %}
 
@@ -119,20 +137,16 @@ retained as (
 -- each member's last active period, capped at the last reported one (active then or
 -- later counts the same for every reported period)
 last_periods as (
-    select
-        cohort_period,
-        cohort_start,
-        acquisition_channel,
-        least(
-            max(period_number),
-            case cohort_period
-                {%- for grain, g in grains.items() %}
-                    when '{{ grain }}' then {{ g.max }}
-                {%- endfor %}
-            end
-        ) as last_period_number
-    from member_activity
-    group by cohort_period, cohort_start, acquisition_channel, user_key
+    {%- for grain, g in grains.items() %}
+        select
+            m.cohort_period,
+            m.cohort_start,
+            m.acquisition_channel,
+            least({{ g.period }}, {{ g.max }}) as last_period_number
+        from {{ grain }}_members as m
+        inner join last_active as a on m.user_key = a.user_key
+        {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 ),
 
 last_counts as (

@@ -96,15 +96,20 @@ def purchase_summary(purchase_days: pd.DataFrame, as_of: str | pd.Timestamp,
                  "last_purchase_date": "datetime64[us]"}
         return pd.DataFrame({c: pd.Series(dtype=types.get(c, "float64"))
                              for c in SUMMARY_COLUMNS})
-    df = (df.groupby(["user_key", "purchase_date"], as_index=False)["amount"].sum()
-          .sort_values(["user_key", "purchase_date"]))
-    is_repeat = df.duplicated("user_key")  # every day after a person's first
-    g = df.groupby("user_key")
+    # grouped by integer codes of the keys (in key order): grouping 4M rows by the string
+    # keys themselves took 6 s at 1M people
+    codes, keys = pd.factorize(df["user_key"], sort=True)
+    df = (df.assign(person=codes).drop(columns="user_key")
+          .groupby(["person", "purchase_date"], as_index=False)["amount"].sum()
+          .sort_values(["person", "purchase_date"]))
+    person = df["person"].to_numpy()
+    is_repeat = np.r_[False, person[1:] == person[:-1]]  # every day after a person's first
+    g = df.groupby("person")
     first = g["purchase_date"].min()
     last = g["purchase_date"].max()
-    repeat_amount = df[is_repeat].groupby("user_key")["amount"].mean()
+    repeat_amount = df[is_repeat].groupby("person")["amount"].mean()
     out = pd.DataFrame({
-        "user_key": first.index,
+        "user_key": pd.Series(keys[first.index.to_numpy()]),
         "frequency": (g.size() - 1).to_numpy().astype("float64"),
         "recency": ((last - first).dt.days / unit).to_numpy(),
         "T": ((as_of - first).dt.days / unit).to_numpy(),

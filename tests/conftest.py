@@ -17,14 +17,15 @@ TEST_PII_KEY = "test-key-not-secret"
 # which dbt invocation staged (or re-ranked) a row: differs between two builds by design
 RUN_LINEAGE = {"_staging_run"}
 
-# run bookkeeping of the person-level incremental builds (what changed since the last run,
-# and the state it is compared with): differs between two builds of the same data by design
+# run bookkeeping of the incremental builds (person-level chain, churn features, identity map:
+# what changed since the last run, and the state it is compared with): differs between two
+# builds of the same data by design, and Spark (not incremental) has none of it
 RUN_BOOKKEEPING = {"intermediate.int_changed_people", "intermediate.int_person_chain_state",
                    "intermediate.int_person_chain_tuples", "intermediate.int_person_chain_orders",
                    "intermediate.int_person_chain_runs", "intermediate.int_stage_changed_people",
                    "intermediate.int_person_chain_milestones",
                    "intermediate.int_churn_changed_people", "intermediate.int_churn_features_state",
-                   "intermediate.int_identity_map_state",
+                   "intermediate.int_identity_map_state", "intermediate.int_identity_map_edges",
                    # staging builds whose redeliveries are not ranked yet (empty after a build)
                    "staging.stg_events__all__unranked_runs"}
 

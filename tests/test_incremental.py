@@ -297,31 +297,6 @@ def test_a_withdrawn_file_alone_rebuilds_its_people(tmp_path):
     assert None not in changed  # a list of people, not "everyone"
 
 
-def test_a_redelivery_alone_is_ranked_by_its_stamped_rows(tmp_path):
-    """No file gone: an events file delivered again under a name that sorts first. The
-    ranking finds the redelivered ids by the build's stamp on their rows (no scan of every
-    id), ranks the copy first and the original second, the build's uniqueness test of
-    stg_events passes, and everything equals a full refresh. Without the ranking, that
-    test fails the build."""
-    settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
-    generate(tmp_path / "gen", settings)
-    raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
-    build(raw, inc, settings.end_date)
-    original = sorted((raw / "events").glob("*/*.parquet"))[-1]
-    copy = original.with_name("0-redelivered.parquet")
-    shutil.copy(original, copy)
-
-    log = build(raw, inc, settings.end_date)
-    assert "unique_stg_events_event_id" in log
-    build(raw, full, settings.end_date)
-    assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
-    work = inc / "work.duckdb"
-    ranks = ("select count(*) from staging.stg_events__all where _file = '{}' "
-             "and reject_reason is null and delivery_rank = {}")
-    assert count(work, ranks.format(copy, 1)) > 0
-    assert count(work, ranks.format(original, 1)) == 0  # every one a second delivery now
-
-
 def test_a_late_touch_and_a_crm_correction_rebuild_their_churn_features(tmp_path):
     """No new events: a treatment touch delivered late and a CRM correction change the churn
     features of two people at snapshots a daily run otherwise keeps; they are rebuilt and
@@ -372,18 +347,24 @@ def test_a_ranking_that_never_ran_is_done_by_the_next_build(tmp_path):
                            "staging.stg_events__all__unranked_runs").fetchone()[0] == 0
 
 
-def test_an_identity_merge_and_split_relabel_only_their_people(tmp_path):
-    """No new activity: a web event links one customer's device to another's email (one
-    person now), and a CRM row gives a customer another's email (shared now, it links
-    nobody: its owner splits off it). The daily build relabels only the components these
-    touched, keeps everyone else's person, and ends as a full refresh has it. Without the
-    comparison of edges, this fails."""
+def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
+    """No new activity and no file gone: a web event links one customer's device to
+    another's email (one person now), a CRM row gives a customer another's email (shared
+    now, it links nobody: its owner splits off it), and an events file is delivered again
+    under a name that sorts first. The identity build relabels only the components these
+    touched; the redeliveries are ranked from the rows the build stamped (no scan of every
+    id) and the build's uniqueness test of stg_events passes; everything equals a full
+    refresh. Without the comparison of edges, or without the ranking (the uniqueness test
+    fails the build), this fails."""
     settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
     generate(tmp_path / "gen", settings)
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
     build(raw, inc, settings.end_date)
     device_owner, email_owner = add_identity_link(raw, settings.end_date)
     owner = add_shared_email(raw, settings.end_date)
+    original = sorted((raw / "events").glob("*/*.parquet"))[-1]
+    copy = original.with_name("0-redelivered.parquet")
+    shutil.copy(original, copy)
     person = ("select count(distinct user_key) from intermediate.int_identity_map "
               "where node_id in ('u:{}', 'u:{}')")
     assert count(inc / "work.duckdb", person.format(device_owner, email_owner)) == 2
@@ -392,6 +373,7 @@ def test_an_identity_merge_and_split_relabel_only_their_people(tmp_path):
     relabelled, identifiers = map(int, re.search(
         r"identity graph: relabelling (\d+) of (\d+) identifiers", log).groups())
     assert 0 < relabelled < identifiers / 4
+    assert "unique_stg_events_event_id" in log
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
     work = inc / "work.duckdb"
@@ -401,3 +383,7 @@ def test_an_identity_merge_and_split_relabel_only_their_people(tmp_path):
                        f"where m.is_shared and n.linked_accounts = 2 and m.user_key <> "
                        f"(select user_key from intermediate.int_identity_map where node_id = "
                        f"'u:{owner}')") == 1
+    ranks = ("select count(*) from staging.stg_events__all where _file = '{}' "
+             "and reject_reason is null and delivery_rank = {}")
+    assert count(work, ranks.format(copy, 1)) > 0
+    assert count(work, ranks.format(original, 1)) == 0  # every one a second delivery now

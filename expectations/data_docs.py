@@ -35,16 +35,20 @@ class CompiledTemplates(BytecodeCache):
 COMPILED = CompiledTemplates()
 
 
-class CompiledPageView(DefaultJinjaPageView):
+class _SharedCompiledTemplates:
+    """Mixin for a GX Jinja view: its environment uses the process-wide cache."""
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.env.bytecode_cache = COMPILED
 
 
-class CompiledIndexPageView(DefaultJinjaIndexPageView):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.env.bytecode_cache = COMPILED
+class CompiledPageView(_SharedCompiledTemplates, DefaultJinjaPageView):
+    pass
+
+
+class CompiledIndexPageView(_SharedCompiledTemplates, DefaultJinjaIndexPageView):
+    pass
 
 
 def _view(class_name: str) -> dict:

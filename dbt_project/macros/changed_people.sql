@@ -118,8 +118,9 @@
     group by user_key
 {%- endmacro %}
 
-{#- Why a list of changed people says everyone ('' when it lists people): `why` (a macro)
-    asked on DuckDB only, and logged. -#}
+{#- Why an incremental build rebuilds everyone ('' when it rebuilds what changed: the people
+    of a list of changed people, the touched identity components): `why` (a macro) asked on
+    DuckDB only, and logged. -#}
 {% macro logged_rebuild_reason(why) -%}
     {%- set reason = why() if target.type == 'duckdb' else 'not incremental here' -%}
     {%- if execute and reason -%}
@@ -366,7 +367,7 @@
     {%- if where == '__rebuilt_stage_rows__' -%}
         {%- set where = rebuilt_rows_filter('int_stage_changed_people', day_column='day') -%}
     {%- elif where == '__newly_staged_event_rows__' -%}
-        {%- set where = newly_staged_keys_filter('event_id', relation) -%}
+        {%- set where = newly_staged_rows_filter(relation) -%}
     {%- elif where == '__rebuilt_event_rows__' -%}
         {%- set where = rebuilt_rows_filter('int_changed_people', key_column='event_id',
                                             relation=relation) -%}

@@ -47,11 +47,9 @@
     {{ return(fingerprint([], ['int_identity_map'])) }}
 {%- endmacro %}
 
-{#- Why every identifier must be relabelled ('' when only the touched components are). -#}
+{#- Why every identifier must be relabelled ('' when only the touched components are);
+    asked on DuckDB only (logged_rebuild_reason). -#}
 {% macro identity_relabel_reason() -%}
-    {%- if target.type != 'duckdb' -%}
-        {{ return('not incremental here') }}
-    {%- endif -%}
     {%- if flags.FULL_REFRESH -%}
         {{ return('full refresh') }}
     {%- endif -%}
@@ -83,9 +81,7 @@
     {%- if not (execute and flags.WHICH in ('run', 'build')) -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set why = identity_relabel_reason() -%}
-    {%- if why -%}
-        {{ log('identity graph: every identifier relabelled (' ~ why ~ ')', info=true) }}
+    {%- if logged_rebuild_reason(identity_relabel_reason) -%}
         {{ return('') }}
     {%- endif -%}
     {%- set nodes = ref('int_identity_nodes') -%}

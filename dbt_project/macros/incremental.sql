@@ -46,17 +46,31 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The landing step's list of staged file versions that are gone, and how many of them are
+    the source's (none when there is no list: parsing, or a warehouse landed by an older
+    version). -#}
+{% macro unstaged_files() -%}
+    {{ this.database }}.landing.unstaged_files
+{%- endmacro %}
+
+{% macro unstaged_file_count(source_name) -%}
+    {%- if not execute or adapter.get_relation(this.database, 'landing', 'unstaged_files') is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(run_query("select count(*) from " ~ unstaged_files() ~ " where source = '"
+                        ~ source_name ~ "'").columns[0].values()[0]) }}
+{%- endmacro %}
+
 {#- Pre-hook: forget the rows of files that changed or left the raw dir (all rows when the
     fingerprint changed), so their current content is staged as if for the first time. The
     landing step lists the staged file versions that are gone (landing.unstaged_files): on a
     day without any, nothing is deleted and the staged rows are not scanned (14 s at 100M
     events). -#}
 {% macro unstage_changed_files(source_name) -%}
-    {%- set listed = adapter.get_relation(this.database, 'landing', 'unstaged_files')
-        if is_incremental() else none -%}
+    {%- set gone = unstaged_file_count(source_name) if is_incremental() else none -%}
     {%- if not is_incremental() -%}
         select 1
-    {%- elif listed is none or restage_all() -%}
+    {%- elif gone is none or restage_all() -%}
         delete from {{ this }}
         where _staging_fingerprint <> {{ staging_fingerprint() }}
             or not exists (
@@ -67,14 +81,13 @@
                     and inventory.path = {{ this }}._file
                     and make_timestamp(inventory.mtime_ns // 1000) = {{ this }}._file_modified_at
             )
-    {%- elif run_query("select count(*) from " ~ listed ~ " where source = '" ~ source_name ~ "'")
-        .columns[0].values()[0] == 0 -%}
+    {%- elif gone == 0 -%}
         select 1
     {%- else -%}
         delete from {{ this }}
         where exists (
             select 1
-            from {{ listed }} as gone
+            from {{ unstaged_files() }} as gone
             where
                 gone.source = '{{ source_name }}'
                 and gone.path = {{ this }}._file
@@ -136,14 +149,8 @@
     file withdrawn or rewritten; or the full check, which cannot tell), so that a key's first
     delivery may be gone and its next copy must become first. -#}
 {% macro staged_rows_may_have_left(source_name) -%}
-    {%- set listed = adapter.get_relation(this.database, 'landing', 'unstaged_files')
-        if execute else none -%}
-    {%- if listed is none -%}
-        {{ return(true) }}
-    {%- endif -%}
-    {%- set gone = run_query(
-        "select count(*) from " ~ listed ~ " where source = '" ~ source_name ~ "'") -%}
-    {{ return(gone.columns[0].values()[0] > 0) }}
+    {%- set gone = unstaged_file_count(source_name) -%}
+    {{ return(gone is none or gone > 0) }}
 {%- endmacro %}
 
 {#- Transactional post-hook: this build's rows are not ranked yet, and whether it deleted
@@ -188,19 +195,15 @@
                 row_number() over (partition by {{ key }} order by {{ order_by }}, rowid) as rank
             from {{ this }}
             where
-                {%- if rows_left %}
-                    reject_reason is null and {{ key }} in (
-                        select {{ key }} from {{ this }} where {{ unranked_rows }}
-                        group by {{ key }} having count(*) > 1
+                {{ 'reject_reason is null' if rows_left else unranked_rows }}
+                and {{ key }} in (
+                    select {{ key }} from {{ this }} where {{ unranked_rows }}
+                    group by {{ key }} having count(*) > 1
+                    {%- if rows_left %}
                         union
                         select {{ key }} from {{ this }} where {{ rank_column }} > 1
-                    )
-                {%- else %}
-                    {{ unranked_rows }} and {{ key }} in (
-                        select {{ key }} from {{ this }} where {{ unranked_rows }}
-                        group by {{ key }} having count(*) > 1
-                    )
-                {%- endif %}
+                    {%- endif %}
+                )
         ) as ranked
         where target.rowid = ranked.row_id and target.{{ rank_column }} <> ranked.rank;
         delete from {{ unranked_runs() }};
@@ -214,15 +217,16 @@
     staging build wrote or re-ranked, which are the rows carrying its invocation as
     `_staging_run` (it stamps every row of a key it touches; see rank_redeliveries), so the
     test reads that narrow column instead of probing every key (6.9 s at 100M events). The
-    rows of other keys were tested when staged and have not changed. Everything when every
-    row is this build's (a full build: a filter would only cost more). -#}
-{% macro newly_staged_keys_filter(key_column, relation) -%}
+    rows of other keys were tested when staged and have not changed. A full build stamps
+    every row, so it tests every row; a test run on its own (no row of its invocation)
+    tests every row too. -#}
+{% macro newly_staged_rows_filter(relation) -%}
     {%- if target.type != 'duckdb' or not execute -%}
         true
     {%- else -%}
-        {%- set older = run_query("select count(*) from (select 1 from " ~ relation
-            ~ " where _staging_run <> '" ~ invocation_id ~ "' limit 1) as older") -%}
-        {%- if older.columns[0].values()[0] == 0 -%}
+        {%- set stamped = run_query("select count(*) from (select 1 from " ~ relation
+            ~ " where _staging_run = '" ~ invocation_id ~ "' limit 1) as stamped") -%}
+        {%- if stamped.columns[0].values()[0] == 0 -%}
             true
         {%- else -%}
             _staging_run = '{{ invocation_id }}'

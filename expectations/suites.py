@@ -41,6 +41,7 @@ class Suite:
     stage: str              # staging, identity, marts, churn, value
     expectations: list[Expectation]
     sql: str | None = None  # the frame to validate, when it is not the table itself
+    scope: str = "every row"  # which rows sql selects, in words (shown with the result)
 
     @property
     def blocking(self) -> bool:
@@ -55,6 +56,10 @@ class SuiteParams:
     min_labelled_rows: int = 1000
     winback_budget: float = 0.0
     known_event_types: list[str] = field(default_factory=list)
+    # source -> the `_staging_run` of its newest staging build, for sources whose staging
+    # stamps the rows each build writes: their suite validates that build's rows (a daily
+    # build's new and touched rows; a full build's every row), not the whole table
+    staging_runs: dict[str, str] = field(default_factory=dict)
 
 
 def _e(name, gx_type, severity=BLOCK, **kwargs) -> Expectation:
@@ -103,10 +108,17 @@ def timestamp(column, p: SuiteParams) -> list[Expectation]:
     return rules
 
 
-def _staging_sql(source: str) -> str:
+def _staging_frame(source: str, p: SuiteParams) -> dict[str, str]:
+    """The sql (and its scope) of a staging suite: every row, or the rows of the newest
+    staging build where the source's builds stamp their rows."""
     has_id = " or ".join(f"{c} is not null" for c in IDENTIFIERS
                          if not (source == "privacy_requests" and c == "anonymous_id"))
-    return f"select *, ({has_id}) as has_identifier from staging.stg_{source}"
+    sql = f"select *, ({has_id}) as has_identifier from staging.stg_{source}"
+    run = p.staging_runs.get(source)
+    if run is None:
+        return {"sql": sql}
+    return {"sql": sql + " where _staging_run = '" + run.replace("'", "''") + "'",
+            "scope": f"rows written by the newest staging build ({run})"}
 
 
 def staging_suites(p: SuiteParams) -> list[Suite]:
@@ -118,7 +130,7 @@ def staging_suites(p: SuiteParams) -> list[Suite]:
         *timestamp("occurred_at", p),
         in_set("channel", EVENT_CHANNELS, WARN),
         always_true("has_identifier"),
-    ], sql=_staging_sql("events"))
+    ], **_staging_frame("events", p))
     orders = Suite("stg_orders", "staging.stg_orders", "staging", [
         *exists(["order_id", "ordered_at", "amount", "status", "currency"]),
         not_null("order_id"), unique("order_id"), *timestamp("ordered_at", p),
@@ -126,7 +138,7 @@ def staging_suites(p: SuiteParams) -> list[Suite]:
         _e("currency_iso_code", "ExpectColumnValueLengthsToEqual", WARN, column="currency",
            value=3),
         always_true("has_identifier"),
-    ], sql=_staging_sql("orders"))
+    ], **_staging_frame("orders", p))
     customers = Suite("stg_customers", "staging.stg_customers", "staging", [
         *exists(["user_id", "updated_at", "marketing_consent"]),
         not_null("user_id"), *timestamp("updated_at", p),
@@ -142,13 +154,13 @@ def staging_suites(p: SuiteParams) -> list[Suite]:
         *timestamp("sent_at", p), in_set("touch_group", ["treatment", "control"]),
         between("cost", low=0), in_set("channel", TOUCH_CHANNELS, WARN),
         always_true("has_identifier"),
-    ], sql=_staging_sql("campaign_touches"))
+    ], **_staging_frame("campaign_touches", p))
     privacy = Suite("stg_privacy_requests", "staging.stg_privacy_requests", "staging", [
         *exists(["request_id", "request_type", "requested_at"]),
         not_null("request_id"), unique("request_id"),
         in_set("request_type", ["delete", "withdraw_consent"]), *timestamp("requested_at", p),
         always_true("has_identifier"),
-    ], sql=_staging_sql("privacy_requests"))
+    ], **_staging_frame("privacy_requests", p))
     return [events, orders, customers, touches, privacy]
 
 

@@ -42,7 +42,8 @@ SOURCE_COLUMNS: dict[str, list[str]] = {
 SOURCES = list(SOURCE_COLUMNS)
 # sources staged incrementally: their staging model reads raw.<source>__pending, the files it
 # has not staged yet (dbt_project/macros/incremental.sql)
-INCREMENTAL_SOURCES = {"events": "staging.stg_events__all", "orders": "staging.stg_orders__all"}
+INCREMENTAL_SOURCES = {"events": "staging.stg_events__all", "orders": "staging.stg_orders__all",
+                       "customers": "staging.stg_customers__all"}
 # columns holding nested JSON that must stay JSON text, not DuckDB's struct rendering
 JSON_COLUMNS = {"properties"}
 _FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".jsonl": "json",

@@ -46,12 +46,28 @@ def suite_params(con: duckdb.DuckDBPyConnection, cfg: UlmConfig) -> suites.Suite
         "select max(make_timestamp(mtime_ns // 1000)) from landing.file_inventory").fetchall()
     newest = newest_file[0][0]
     latest = newest + timedelta(hours=cfg.quality.future_tolerance_hours) if newest else None
-    return suites.SuiteParams(latest_timestamp=latest,
+    return suites.SuiteParams(latest_timestamp=latest, staging_runs=newest_staging_runs(con),
                               min_label_rate=cfg.quality.min_label_rate,
                               max_label_rate=cfg.quality.max_label_rate,
                               min_labelled_rows=cfg.quality.min_labelled_rows,
                               winback_budget=cfg.winback.budget,
                               known_event_types=list(KNOWN_EVENT_TYPES))
+
+
+def newest_staging_runs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """source -> `_staging_run` of its newest staging build, for the sources whose staging
+    logs its builds (dbt macro log_staging_build)."""
+    runs = {}
+    for source in SOURCES:
+        log = con.execute(
+            "select 1 from duckdb_tables() where schema_name = 'staging' and table_name = ?",
+            [f"stg_{source}__all__builds"]).fetchall()
+        if log:
+            newest = con.execute(f"select _staging_run from staging.stg_{source}__all__builds "
+                                 "order by built_at desc limit 1").fetchall()
+            if newest:
+                runs[source] = newest[0][0]
+    return runs
 
 
 def _churn_features(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -90,7 +106,7 @@ def run_suite_check(context, ulm: UlmSettings, build: Callable) -> dg.AssetCheck
     if not result.passed:
         log = context.log.error if blocking else context.log.warning
         log(f"data quality {'BLOCKED' if blocking else 'warning'}: {result.message()}")
-    metadata = {"table": suite.table, "stage": suite.stage,
+    metadata = {"table": suite.table, "stage": suite.stage, "rows": suite.scope,
                 "rows_in_table": result.rows_in_table, "rows_checked": result.rows_checked,
                 "expectations": len(result.outcomes), "failed": len(result.failed)}
     if result.failed:

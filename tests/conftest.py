@@ -27,7 +27,9 @@ RUN_BOOKKEEPING = {"intermediate.int_changed_people", "intermediate.int_person_c
                    "intermediate.int_churn_changed_people", "intermediate.int_churn_features_state",
                    "intermediate.int_identity_map_state", "intermediate.int_identity_map_edges",
                    # staging builds whose redeliveries are not ranked yet (empty after a build)
-                   "staging.stg_events__all__unranked_runs"}
+                   "staging.stg_events__all__unranked_runs",
+                   # the log of staging builds (when each ran)
+                   "staging.stg_events__all__builds"}
 
 
 def pytest_configure(config) -> None:

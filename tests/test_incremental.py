@@ -178,7 +178,7 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     generate(tmp_path / "gen", settings)
     raw, held = tmp_path / "gen" / "raw", tmp_path / "held"
     last_month = "month=" + settings.end_date[:7]
-    for source in ("events", "orders"):
+    for source in ("events", "orders", "customers"):
         shutil.move(raw / source / last_month, held / source / last_month)
 
     # an early copy of a file: staged first (its name sorts first), so the original's rows
@@ -198,8 +198,10 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     staged_before = count(inc / "work.duckdb", "select count(*) from staging.stg_events__all")
 
     # the day's deliveries
-    for source in ("events", "orders"):
+    for source in ("events", "orders", "customers"):
         shutil.move(held / source / last_month, raw / source / last_month)
+    crm = raw / "customers" / first_month / "crm-c0000-0.csv"
+    shutil.copy(crm, crm.with_name("0-redelivered.csv"))  # sorts first: its rows rank first
     for name, copy in (("app-web-c0000.parquet", "0-redelivered.parquet"),
                        ("mini-c0000.jsonl", "0-redelivered.jsonl")):
         shutil.copy(raw / "events" / first_month / name, raw / "events" / first_month / copy)
@@ -247,6 +249,10 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
                            f"'%{copy}' and delivery_rank = 1") > 0
         assert count(work, "select count(*) from staging.stg_events__all where _file = "
                            f"'{raw / 'events' / first_month / name}' and delivery_rank = 2") > 0
+    assert count(work, "select count(*) from staging.stg_customers__all where _file like "
+                       "'%0-redelivered.csv' and delivery_rank = 1") > 0
+    assert count(work, "select count(*) from staging.stg_customers__all where _file = "
+                       f"'{crm}' and delivery_rank = 2") > 0
     assert count(work, "select count(*) from staging.stg_orders__all where _file = "
                        f"'{rewritten}'") == 5
     assert count(work, "select count(*) from staging.stg_events__all where _file = "

@@ -51,6 +51,43 @@ def test_runner_passes_clean_data_and_samples_large_tables(tmp_path):
     assert again["id"].tolist() == runner.read_table(con, suite, 1000)[0]["id"].tolist()
 
 
+def test_a_daily_staging_suite_validates_the_rows_its_staging_build_wrote(tmp_path):
+    from orchestration.quality_checks import newest_staging_runs
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create schema staging")
+    # yesterday's build left a row without an event type; today's build wrote two good rows
+    con.execute("""create table staging.stg_events as select * from (values
+        ('e1', null, 'web', 'u1', 'run-1'), ('e2', 'login', 'web', 'u2', 'run-2'),
+        ('e3', 'login', 'pos', 'u3', 'run-2'))
+        t(event_id, event_type, channel, user_id, _staging_run)""")
+    for column in ("anonymous_id", "email_hash", "phone_hash"):
+        con.execute(f"alter table staging.stg_events add column {column} varchar")
+    con.execute("""create table staging.stg_events__all__builds as select * from (values
+        ('run-2', timestamptz '2026-11-22 03:00+00'), ('run-1', timestamptz '2026-11-21 03:00+00'))
+        t(_staging_run, built_at)""")
+
+    def events_suite(params):
+        suite = next(s for s in suites.staging_suites(params) if s.name == "stg_events")
+        return Suite(suite.name, suite.table, suite.stage,
+                     [suites.not_null("event_type"), suites.unique("event_id"),
+                      suites.always_true("has_identifier")], suite.sql, suite.scope)
+
+    assert newest_staging_runs(con) == {"events": "run-2"}
+    daily = runner.run_suite(con, events_suite(suites.SuiteParams(
+        staging_runs=newest_staging_runs(con))), max_rows=1000)
+    assert daily.passed and daily.rows_in_table == 2
+    assert "run-2" in events_suite(suites.SuiteParams(staging_runs={"events": "run-2"})).scope
+    # without a build log (an older warehouse) every row is validated
+    whole = runner.run_suite(con, events_suite(suites.SuiteParams()), max_rows=1000)
+    assert not whole.passed and whole.rows_in_table == 3
+    # a bad row written by the newest build fails it
+    con.execute("insert into staging.stg_events values ('e4', null, 'web', 'u4', 'run-2', "
+                "null, null, null)")
+    assert not runner.run_suite(con, events_suite(suites.SuiteParams(
+        staging_runs=newest_staging_runs(con))), max_rows=1000).passed
+
+
 def test_data_docs_keep_the_last_runs_of_a_suite(tmp_path):
     suite = Suite("docs_demo", "marts.d", "marts", [suites.not_null("x")])
     frame = pd.DataFrame({"x": [1.0, 2.0]})

@@ -30,10 +30,20 @@
     {%- if not execute -%}
         {{ return(false) }}
     {%- endif -%}
+    {%- if not has_stored_fingerprints() -%}
+        {{ return(true) }}
+    {%- endif -%}
     {%- set stale = run_query(
         "select count(*) from (select 1 from " ~ this ~ " where _staging_fingerprint <> "
         ~ staging_fingerprint() ~ " limit 1) as stale") -%}
     {{ return(stale.columns[0].values()[0] > 0) }}
+{%- endmacro %}
+
+{#- Whether the stored rows carry `_staging_fingerprint` (a table staged whole by an older
+    version does not: it is staged again, and its build adds the column). -#}
+{% macro has_stored_fingerprints() -%}
+    {{ return('_staging_fingerprint' in adapter.get_columns_in_relation(this)
+              | map(attribute='name') | list) }}
 {%- endmacro %}
 
 {#- The raw rows to stage: every file when `restage` (restage_all(), asked once per model:
@@ -72,7 +82,7 @@
         select 1
     {%- elif gone is none or restage_all() -%}
         delete from {{ this }}
-        where _staging_fingerprint <> {{ staging_fingerprint() }}
+        where {{ '_staging_fingerprint <> ' ~ staging_fingerprint() if has_stored_fingerprints() else 'true' }}
             or not exists (
                 select 1
                 from {{ source('landing', 'file_inventory') }} as inventory
@@ -161,6 +171,25 @@
         alter table {{ unranked_runs() }} add column if not exists rows_left boolean default true;
         insert into {{ unranked_runs() }}
         values ({{ staging_run() }}, {{ staged_rows_may_have_left(source_name) }})
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The staging builds, newest last: which rows a build wrote is its `_staging_run` stamp,
+    so the Great Expectations suite of a daily run validates the rows that day's build wrote
+    (new rows and the earlier rows of the keys it touched) instead of a sample of every row
+    ever staged (orchestration/quality_checks.py). A full build stamps every row. -#}
+{% macro staging_builds() -%}
+    {{ this.database }}.{{ this.schema }}.{{ this.identifier }}__builds
+{%- endmacro %}
+
+{% macro log_staging_build() -%}
+    {%- if target.type == 'duckdb' -%}
+        create table if not exists {{ staging_builds() }} (
+            _staging_run varchar, built_at timestamp with time zone
+        );
+        insert into {{ staging_builds() }} values ({{ staging_run() }}, current_timestamp)
     {%- else -%}
         select 1
     {%- endif -%}

@@ -1,7 +1,29 @@
 {#- Every raw CRM profile row, typed. Versions of a user are all kept (history); an exact
     repeat of the same (user_id, updated_at) is a duplicate. -#}
-with source as (
-    select * from {{ source('raw', 'customers') }}
+{#- incremental by file on DuckDB; a plain table where delete+insert is not available
+    (Spark without Delta: use Delta's merge there for incremental runs) -#}
+{{
+    config(
+        materialized=("incremental" if target.type == "duckdb" else "table"),
+        incremental_strategy="delete+insert",
+        unique_key="user_id",
+        on_schema_change="append_new_columns",
+        pre_hook="{{ unstage_changed_files('customers') }}",
+    )
+}}
+{%- set restage = restage_all() %}
+
+with fingerprint as (
+    select {{ staging_fingerprint() }} as value
+),
+
+source as (
+    -- a daily run reads only the files not staged yet (see macros/incremental.sql)
+    select
+        raw_rows.*,
+        fingerprint.value as _staging_fingerprint
+    from {{ staged_source('customers', restage) }} as raw_rows
+    cross join fingerprint
 ),
 
 typed as (
@@ -31,6 +53,7 @@ typed as (
         _file,
         _file_modified_at,
         _row,
+        _staging_fingerprint,
         _parse_error,
         updated_at as raw_updated_at,
         signup_at as raw_signup_at,
@@ -55,6 +78,14 @@ checked as (
                 and try_cast({{ clean_text('raw_birth_year') }} as integer) is null then 'invalid_birth_year'
         end as reject_reason
     from typed
+),
+
+ranked_input as (
+    {% if not restage -%}
+        {{ with_earlier_rows('checked', 'user_id', ['delivery_rank']) }}
+    {%- else -%}
+        select * from checked
+    {%- endif %}
 )
 
 select
@@ -65,4 +96,4 @@ select
                 partition by user_id, updated_at, reject_reason is null order by _file, _row
             )
     end as delivery_rank
-from checked
+from ranked_input

@@ -226,6 +226,16 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     assert 0 < changed < people
     assert count(inc / "work.duckdb", "select count(*) from intermediate.int_changed_people "
                                       "where user_key is null") == 0
+    # int_events rebuilt every event of the people whose staged rows left with the withdrawn
+    # file, and only the new events of the others
+    assert 0 < count(inc / "work.duckdb", "select count(*) from intermediate.int_changed_people "
+                                          "where all_events") < changed
+    # the staging builds the chain has seen (taken from the log of builds) hold every
+    # staged row's build
+    assert count(inc / "work.duckdb", "select count(*) from (select distinct _staging_run "
+                                      "from staging.stg_events) where _staging_run not in ("
+                                      "select _staging_run from "
+                                      "intermediate.int_person_chain_runs)") == 0
     # and the lifecycle models too: everyone else only gained the month's days
     stage_changed = count(inc / "work.duckdb", "select count(*) from "
                                                "intermediate.int_stage_changed_people")

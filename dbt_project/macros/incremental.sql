@@ -180,8 +180,8 @@
     so the Great Expectations suite of a daily run validates the rows that day's build wrote
     (new rows and the earlier rows of the keys it touched) instead of a sample of every row
     ever staged (orchestration/quality_checks.py). A full build stamps every row. -#}
-{% macro staging_builds() -%}
-    {{ this.database }}.{{ this.schema }}.{{ this.identifier }}__builds
+{% macro staging_builds(relation=this) -%}
+    {{ relation.database }}.{{ relation.schema }}.{{ relation.identifier }}__builds
 {%- endmacro %}
 
 {% macro log_staging_build() -%}

@@ -1,19 +1,20 @@
 {#- One row per event that occurred on or before the as-of date, with its person and business
-    date; erased people are left out. Rebuilt per person: only the people in
-    int_changed_people on a daily run (macros/changed_people.sql). -#}
+    date; erased people are left out. A daily run builds the events the chain has not seen
+    and every event of the people of int_changed_people whose identity changed, who were
+    erased or lost a staged row (macros/changed_people.sql). -#}
 {{
     config(
         materialized=("incremental" if target.type == "duckdb" else "table"),
         incremental_strategy="append",
         on_schema_change="sync_all_columns",
-        pre_hook="{{ forget_changed_people() }}",
+        pre_hook="{{ forget_changed_events() }}",
         post_hook="{{ chain_events_built() }}",
     )
 }}
 -- depends_on: {{ ref('int_changed_people') }}
 with events as (
     select * from {{ ref('stg_events') }}
-    where occurred_at < {{ as_of_end_utc() }} {{ only_changed_people_identifiers() }}
+    where occurred_at < {{ as_of_end_utc() }} {{ only_changed_events() }}
 ),
 
 final as (

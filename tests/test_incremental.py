@@ -125,6 +125,29 @@ def add_identity_link(raw: Path, day: str) -> tuple[str, str]:
     return device_owner, email_owner
 
 
+def add_later_copy(raw: Path, day: str, original: Path) -> str:
+    """An event of a customer with nothing in `original`, delivered again under a name that
+    sorts first, with its time moved after `day` (the as-of date): the copy is its first
+    delivery now, and the event leaves the history up to `day`. Its event id."""
+    # the latest of several events with the same identifiers: no first sighting moves
+    event_id, source = duckdb.sql(f"""
+        select event_id, filename from read_parquet('{raw}/events/*/*.parquet', filename = true)
+        where user_id is not null and user_id not in (
+            select user_id from read_parquet('{original}') where user_id is not null)
+        qualify count(*) over (partition by user_id, anonymous_id, email) > 1
+            and row_number() over (partition by user_id, anonymous_id, email
+                                   order by occurred_at desc) = 1
+        order by event_id limit 1""").fetchall()[0]
+    duckdb.sql(f"""
+        copy (
+            select * replace (cast('{day} 00:00:00+00' as timestamptz) + interval 36 hours
+                              as occurred_at)
+            from read_parquet('{source}', hive_partitioning = false)
+            where event_id = '{event_id}')
+        to '{Path(source).with_name("0-moved-later.parquet")}' (format parquet)""")
+    return event_id
+
+
 def add_shared_email(raw: Path, updated: str) -> str:
     """A customer's latest CRM row again, with another customer's email: seen with two
     accounts, that email is shared and links nobody. The other customer's user id."""
@@ -367,7 +390,8 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     """No new activity and no file gone: a web event links one customer's device to
     another's email (one person now), a CRM row gives a customer another's email (shared
     now, it links nobody: its owner splits off it), and an events file is delivered again
-    under a name that sorts first. The identity build relabels only the components these
+    under a name that sorts first, as is one event of another customer with its time moved
+    after the as-of date. The identity build relabels only the components these
     touched; the redeliveries are ranked from the rows the build stamped (no scan of every
     id) and the build's uniqueness test of stg_events passes; everything equals a full
     refresh. Without the comparison of edges, or without the ranking (the uniqueness test
@@ -381,6 +405,7 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     original = sorted((raw / "events").glob("*/*.parquet"))[-1]
     copy = original.with_name("0-redelivered.parquet")
     shutil.copy(original, copy)
+    moved = add_later_copy(raw, settings.end_date, original)
     person = ("select count(distinct user_key) from intermediate.int_identity_map "
               "where node_id in ('u:{}', 'u:{}')")
     assert count(inc / "work.duckdb", person.format(device_owner, email_owner)) == 2
@@ -403,3 +428,5 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
              "and reject_reason is null and delivery_rank = {}")
     assert count(work, ranks.format(copy, 1)) > 0
     assert count(work, ranks.format(original, 1)) == 0  # every one a second delivery now
+    assert count(work, "select count(*) from intermediate.int_events "
+                       f"where event_id = '{moved}'") == 0

@@ -148,6 +148,20 @@ def add_later_copy(raw: Path, day: str, original: Path) -> str:
     return event_id
 
 
+def add_late_event(raw: Path, day: str) -> str:
+    """A login of the customer with the highest user id, ten days before `day`, delivered
+    late in a file of its own: only the staging build says it is new. Its event id."""
+    duckdb.sql(f"""
+        copy (
+            select * exclude (month) replace (
+                'e-late-login' as event_id, 'login' as event_type,
+                cast('{day} 12:00:00+00' as timestamptz) - interval 10 days as occurred_at)
+            from read_parquet('{raw}/events/*/*.parquet', hive_partitioning = true)
+            where user_id is not null order by user_id desc, event_id limit 1)
+        to '{raw / "events" / f"month={day[:7]}" / "late-login.parquet"}' (format parquet)""")
+    return "e-late-login"
+
+
 def add_shared_email(raw: Path, updated: str) -> str:
     """A customer's latest CRM row again, with another customer's email: seen with two
     accounts, that email is shared and links nobody. The other customer's user id."""
@@ -391,7 +405,8 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     another's email (one person now), a CRM row gives a customer another's email (shared
     now, it links nobody: its owner splits off it), and an events file is delivered again
     under a name that sorts first, as is one event of another customer with its time moved
-    after the as-of date. The identity build relabels only the components these
+    after the as-of date, and a late login of a third customer ten days back. The identity
+    build relabels only the components these
     touched; the redeliveries are ranked from the rows the build stamped (no scan of every
     id) and the build's uniqueness test of stg_events passes; everything equals a full
     refresh. Without the comparison of edges, or without the ranking (the uniqueness test
@@ -406,6 +421,7 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     copy = original.with_name("0-redelivered.parquet")
     shutil.copy(original, copy)
     moved = add_later_copy(raw, settings.end_date, original)
+    late = add_late_event(raw, settings.end_date)
     person = ("select count(distinct user_key) from intermediate.int_identity_map "
               "where node_id in ('u:{}', 'u:{}')")
     assert count(inc / "work.duckdb", person.format(device_owner, email_owner)) == 2
@@ -430,3 +446,5 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     assert count(work, ranks.format(original, 1)) == 0  # every one a second delivery now
     assert count(work, "select count(*) from intermediate.int_events "
                        f"where event_id = '{moved}'") == 0
+    assert count(work, "select count(*) from intermediate.int_events "
+                       f"where event_id = '{late}'") == 1

@@ -19,8 +19,7 @@
 {%- else %}
 
     with unseen_events as (
-        select * from {{ ref('stg_events') }}
-        where {{ unseen_staged_events() }}
+        {{ unseen_staged_events(ref('stg_events')) }}
     ),
 
     new_events as (

@@ -13,8 +13,7 @@
 }}
 -- depends_on: {{ ref('int_changed_people') }}
 with events as (
-    select * from {{ ref('stg_events') }}
-    where occurred_at < {{ as_of_end_utc() }} {{ only_changed_events() }}
+    {{ changed_staged_events() }}
 ),
 
 final as (

@@ -358,7 +358,6 @@
     {%- if target.type == 'duckdb' -%}
         {%- set builds = staging_builds(ref('stg_events__all')) -%}
         {%- if is_incremental() and not everyone_changed()
-            and load_relation(ref('stg_events__all')) is not none
             and adapter.get_relation(this.database, 'staging', 'stg_events__all__builds') is not none %}
         -- every staging build so far wrote rows the chain has now seen: the runs it saw
         -- before and the logged builds (instead of the distinct runs of every staged row,
@@ -454,8 +453,8 @@
     were written and have not changed since. A test asks for it with a `where` of
     `__rebuilt_stage_rows__` or `__rebuilt_event_rows__` (test configs cannot call macros;
     get_where_subquery below replaces them). The chain's state still describes its last
-    complete build when these tests run (before user_lifecycle_history). -#}
-{#- int_person_day_stage: a changed person's rows, and the days after the last build. -#}
+    complete build when these tests run (before user_lifecycle_history).
+    int_person_day_stage: a changed person's rows, and the days after the last build. -#}
 {% macro rebuilt_stage_rows_filter() -%}
     {%- if target.type != 'duckdb' -%}
         true

@@ -176,10 +176,12 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The staging builds, newest last: which rows a build wrote is its `_staging_run` stamp,
-    so the Great Expectations suite of a daily run validates the rows that day's build wrote
-    (new rows and the earlier rows of the keys it touched) instead of a sample of every row
-    ever staged (orchestration/quality_checks.py). A full build stamps every row. -#}
+{#- The log of staging builds (post-hook, in the build's transaction). The rows a build
+    wrote carry its run as `_staging_run` (new rows and the earlier rows of the keys it
+    touched; a full build stamps every row), so the log says which rows are new to whom:
+    the events GX suite validates the newest build's rows instead of a sample of every row
+    ever staged (orchestration/quality_checks.py), and the lifecycle chain reads the rows
+    of the builds it has not seen (macros/changed_people.sql). -#}
 {% macro staging_builds(relation=this) -%}
     {{ relation.database }}.{{ relation.schema }}.{{ relation.identifier }}__builds
 {%- endmacro %}

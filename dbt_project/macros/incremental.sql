@@ -46,14 +46,15 @@
               | map(attribute='name') | list) }}
 {%- endmacro %}
 
-{#- The raw rows to stage: every file when `restage` (restage_all(), asked once per model:
-    it scans the stored fingerprints), else the files not staged yet. -#}
-{% macro staged_source(source_name, restage) -%}
-    {%- if restage -%}
-        {{ source('raw', source_name) }}
-    {%- else -%}
-        {{ source('raw', source_name ~ '__pending') }}
-    {%- endif -%}
+{#- The raw rows to stage, each with the fingerprint of what shapes its typing: every file
+    when `restage` (restage_all(), asked once per model: it scans the stored fingerprints),
+    else the files not staged yet. -#}
+{% macro staged_rows(source_name, restage) -%}
+    select
+        raw_rows.*,
+        fingerprint.value as _staging_fingerprint
+    from {{ source('raw', source_name if restage else source_name ~ '__pending') }} as raw_rows
+    cross join (select {{ staging_fingerprint() }} as value) as fingerprint
 {%- endmacro %}
 
 {#- The landing step's list of staged file versions that are gone, and how many of them are
@@ -108,15 +109,20 @@
 
 {#- The new rows and every stored row that shares a key with them (the model's unique_key:
     delete+insert replaces all rows of those keys), so ranks are computed again over old and
-    new rows together. Columns as stored, less the ones the model computes again. -#}
-{% macro with_earlier_rows(new_rows, key, computed_columns) -%}
-    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name')
-        | reject('in', computed_columns) | join(', ') -%}
-    select {{ columns }} from {{ new_rows }}
-    union all
-    select {{ columns }}
-    from {{ this }}
-    where {{ key }} in (select new_rows.{{ key }} from {{ new_rows }} as new_rows)
+    new rows together. Columns as stored, less the ones the model computes again. The new
+    rows alone when every file is staged (`restage`). -#}
+{% macro with_earlier_rows(new_rows, key, computed_columns, restage) -%}
+    {%- if restage -%}
+        select * from {{ new_rows }}
+    {%- else -%}
+        {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name')
+            | reject('in', computed_columns) | join(', ') -%}
+        select {{ columns }} from {{ new_rows }}
+        union all
+        select {{ columns }}
+        from {{ this }}
+        where {{ key }} in (select new_rows.{{ key }} from {{ new_rows }} as new_rows)
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Which dbt invocation wrote a row: the rows a build inserted are the ones its post-hook
@@ -182,8 +188,8 @@
     the events GX suite validates the newest build's rows instead of a sample of every row
     ever staged (orchestration/quality_checks.py), and the lifecycle chain reads the rows
     of the builds it has not seen (macros/changed_people.sql). -#}
-{% macro staging_builds(relation=this) -%}
-    {{ relation.database }}.{{ relation.schema }}.{{ relation.identifier }}__builds
+{% macro staging_builds() -%}
+    {{ this.database }}.{{ this.schema }}.{{ this.identifier }}__builds
 {%- endmacro %}
 
 {% macro log_staging_build() -%}

@@ -13,17 +13,9 @@
 }}
 {%- set restage = restage_all() %}
 
-with fingerprint as (
-    select {{ staging_fingerprint() }} as value
-),
-
-source as (
+with source as (
     -- a daily run reads only the files not staged yet (see macros/incremental.sql)
-    select
-        raw_rows.*,
-        fingerprint.value as _staging_fingerprint
-    from {{ staged_source('customers', restage) }} as raw_rows
-    cross join fingerprint
+    {{ staged_rows('customers', restage) }}
 ),
 
 typed as (
@@ -81,11 +73,7 @@ checked as (
 ),
 
 ranked_input as (
-    {% if not restage -%}
-        {{ with_earlier_rows('checked', 'user_id', ['delivery_rank']) }}
-    {%- else -%}
-        select * from checked
-    {%- endif %}
+    {{ with_earlier_rows('checked', 'user_id', ['delivery_rank'], restage) }}
 )
 
 select

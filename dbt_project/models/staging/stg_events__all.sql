@@ -17,17 +17,9 @@
 }}
 {%- set restage = restage_all() %}
 
-with fingerprint as (
-    select {{ staging_fingerprint() }} as value
-),
-
-source as (
+with source as (
     -- a daily run reads only the files not staged yet (see macros/incremental.sql)
-    select
-        raw_rows.*,
-        fingerprint.value as _staging_fingerprint
-    from {{ staged_source('events', restage) }} as raw_rows
-    cross join fingerprint
+    {{ staged_rows('events', restage) }}
 ),
 
 typed as (
@@ -79,11 +71,7 @@ checked as (
 ),
 
 ranked_input as (
-    {% if not restage -%}
-        {{ with_earlier_rows('checked', 'event_id', ['delivery_rank', '_staging_run']) }}
-    {%- else -%}
-        select * from checked
-    {%- endif %}
+    {{ with_earlier_rows('checked', 'event_id', ['delivery_rank', '_staging_run'], restage) }}
 )
 
 select

@@ -124,7 +124,7 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
                                               "reason": "same data and settings as " + version})
     started = datetime.now(UTC)
     models = churn.train_models(splits, params, c.n_estimators, c.early_stopping_rounds,
-                                c.max_training_rows, c.seed)
+                                c.max_training_rows, c.seed, c.early_stopping_min_delta)
     evaluation, test_predictions = churn.evaluate_all(models, splits)
     seconds = (datetime.now(UTC) - started).total_seconds()
     metrics = {}
@@ -146,7 +146,8 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
         features=models.features, categories=models.categories,
         best_iteration=models.best_iteration,
         params={**params, "n_estimators": c.n_estimators,
-                "early_stopping_rounds": c.early_stopping_rounds, "seed": c.seed,
+                "early_stopping_rounds": c.early_stopping_rounds,
+                "early_stopping_min_delta": c.early_stopping_min_delta, "seed": c.seed,
                 "horizon_days": c.horizon_days},
         training_window={"train": splits.train_dates, "validation": splits.valid_date,
                          "test": splits.test_date},

@@ -110,12 +110,16 @@ class ChurnConfig(_Section):
     max_training_rows: int = Field(
         400_000, ge=1_000, description="Rows sampled from the training split at most (the "
                                        "validation and test splits are never sampled).")
-    learning_rate: float = Field(0.05, gt=0, le=1, description="XGBoost learning rate.")
+    learning_rate: float = Field(0.1, gt=0, le=1, description="XGBoost learning rate.")
     max_depth: int = Field(5, ge=1, le=16, description="XGBoost tree depth.")
     n_estimators: int = Field(600, ge=10, description="XGBoost rounds at most (early stopping "
                                                     "on the validation split decides).")
     early_stopping_rounds: int = Field(40, ge=5, description="Rounds without validation "
                                                             "improvement before stopping.")
+    early_stopping_min_delta: float = Field(
+        1e-4, ge=0, description="Smallest validation PR-AUC gain that counts as an improvement "
+                                "for early stopping; the model keeps the trees up to the last "
+                                "such gain.")
     subsample: float = Field(0.9, gt=0, le=1, description="XGBoost row subsample.")
     colsample_bytree: float = Field(0.9, gt=0, le=1, description="XGBoost column subsample.")
     min_child_weight: float = Field(5.0, ge=0, description="XGBoost min child weight.")

@@ -56,6 +56,19 @@ def test_generated_world_runs_and_reconciles(small_world):
         assert duplicates + quarantined <= 0.02 * raw, source
 
 
+def test_events_and_orders_suites_validate_their_newest_staging_build(small_world):
+    from orchestration.quality_checks import newest_staging_runs
+
+    with duckdb.connect(str(small_world.warehouse / "work.duckdb"), read_only=True) as con:
+        runs = newest_staging_runs(con)
+        assert set(runs) == {"events", "orders"}
+        # the first build staged every row, so its suites validated every row
+        for source in runs:
+            newest, every = con.execute(
+                f"select count(*) filter (where _staging_run = ?), count(*) "
+                f"from staging.stg_{source}", [runs[source]]).fetchone()
+            assert newest == every > 0, source
+
 def test_quarantine_matches_the_injected_defects(small_world):
     raw = small_world.raw
     with duckdb.connect() as con:
@@ -491,6 +504,22 @@ def test_clv_covers_everyone_and_is_published_with_its_parameters(small_world):
     holdout = q(serving, "select sum(customers), sum(predicted * customers), "
                          "sum(actual * customers) from marts.clv_holdout_check")[0]
     assert holdout[0] > 0 and abs(holdout[1] - holdout[2]) / holdout[2] < 0.25
+
+
+def test_the_engine_summarises_purchases_as_ml_clv_does(small_world):
+    from ml import clv
+    from orchestration.resources import UlmSettings
+    from orchestration.value_assets import _purchase_summary
+
+    work = small_world.warehouse / "work.duckdb"
+    days = pd.DataFrame(q(work, "select user_key, purchase_date, amount::double "
+                                "from intermediate.int_purchase_days"),
+                        columns=["user_key", "purchase_date", "amount"])
+    expected = clv.purchase_summary(days, small_world.as_of, "day")
+    got = _purchase_summary(UlmSettings(raw_dir=str(small_world.raw), pii_key="unused",
+                                        warehouse_dir=str(small_world.warehouse)))
+    assert len(got) > 100 and (got["frequency"] > 0).sum() > 20
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-12)
 
 
 def test_campaign_effect_recovers_the_true_uplift(small_world):

@@ -185,9 +185,9 @@
 {#- The log of staging builds (post-hook, in the build's transaction). The rows a build
     wrote carry its run as `_staging_run` (new rows and the earlier rows of the keys it
     touched; a full build stamps every row), so the log says which rows are new to whom:
-    the events GX suite validates the newest build's rows instead of a sample of every row
-    ever staged (orchestration/quality_checks.py), and the lifecycle chain reads the rows
-    of the builds it has not seen (macros/changed_people.sql). -#}
+    the events and orders GX suites validate the newest build's rows instead of a sample of
+    every row ever staged (orchestration/quality_checks.py), and the lifecycle chain reads
+    the rows of the events builds it has not seen (macros/changed_people.sql). -#}
 {% macro staging_builds() -%}
     {{ this.database }}.{{ this.schema }}.{{ this.identifier }}__builds
 {%- endmacro %}

@@ -8,6 +8,7 @@
         incremental_strategy="delete+insert",
         unique_key="order_id",
         pre_hook="{{ unstage_changed_files('orders') }}",
+        post_hook="{{ log_staging_build() }}",
     )
 }}
 {%- set restage = restage_all() %}

@@ -7,6 +7,8 @@
         materialized=("incremental" if target.type == "duckdb" else "table"),
         incremental_strategy="delete+insert",
         unique_key="order_id",
+        -- an older table gains `_staging_run` (its rows stay null: no build logged them)
+        on_schema_change="append_new_columns",
         pre_hook="{{ unstage_changed_files('orders') }}",
         post_hook="{{ log_staging_build() }}",
     )
@@ -70,7 +72,7 @@ checked as (
 ),
 
 ranked_input as (
-    {{ with_earlier_rows('checked', 'order_id', ['version_rank'], restage) }}
+    {{ with_earlier_rows('checked', 'order_id', ['version_rank', '_staging_run'], restage) }}
 )
 
 select
@@ -81,5 +83,7 @@ select
                 partition by order_id, reject_reason is null
                 order by updated_at desc, _file desc, _row desc nulls last
             )
-    end as version_rank
+    end as version_rank,
+    -- this build wrote the row (new, or an earlier version re-ranked): see log_staging_build
+    {{ staging_run() }} as _staging_run
 from ranked_input

@@ -1,13 +1,13 @@
 {#- Every raw order row, typed, with the rule it breaks (if any) and its version rank: a
     repeated order_id is a newer version of the same order, latest updated_at wins. -#}
 {#- incremental by file on DuckDB; a plain table where delete+insert is not available
-    (Spark without Delta: use Delta's merge there for incremental runs) -#}
+    (Spark without Delta: use Delta's merge there for incremental runs). An older table gains
+    `_staging_run` (its rows stay null: no logged build wrote them). -#}
 {{
     config(
         materialized=("incremental" if target.type == "duckdb" else "table"),
         incremental_strategy="delete+insert",
         unique_key="order_id",
-        -- an older table gains `_staging_run` (its rows stay null: no build logged them)
         on_schema_change="append_new_columns",
         pre_hook="{{ unstage_changed_files('orders') }}",
         post_hook="{{ log_staging_build() }}",

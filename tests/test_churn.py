@@ -79,12 +79,12 @@ def test_xgboost_beats_both_baselines_on_a_nonlinear_signal(trained):
 def test_early_stopping_keeps_trees_up_to_the_last_gain_above_the_tolerance(trained):
     _, splits, exact = trained
     # no gain is ever above 1.0: training stops 20 rounds in and keeps the first tree
-    none_count = churn.train_models(splits, PARAMS, 300, 20, 100_000, seed=1, min_delta=1.0)
-    assert none_count.best_iteration == 0
-    assert none_count.booster.num_boosted_rounds() == 21
+    first_only = churn.train_models(splits, PARAMS, 300, 20, 100_000, seed=1, min_delta=1.0)
+    assert first_only.best_iteration == 0
+    assert first_only.booster.num_boosted_rounds() == 21
     some = churn.train_models(splits, PARAMS, 300, 20, 100_000, seed=1, min_delta=0.02)
     assert 0 < some.best_iteration < exact.best_iteration
-    # the tree at the shared best iteration is the same tree: only where it stops differs
+    # the kept trees are the same trees as without a tolerance: only where it stops differs
     first = (0, some.best_iteration + 1)
     x, _ = churn.prepare_features(splits.test, exact.categories)
     assert np.allclose(exact.booster.predict(churn._dmatrix(x), iteration_range=first),

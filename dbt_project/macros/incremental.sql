@@ -220,8 +220,14 @@
         {%- set rows_left = not execute or run_query(
             "select coalesce(bool_or(rows_left), false) from " ~ unranked_runs()
         ).columns[0].values()[0] -%}
+        {#- the unranked runs as constants: a semi-join with the notes probed every row's run
+            (53.6 s of a full build at 100M events, where every row is unranked; 4.4 -> 1.7 s
+            at 10M), a constant list skips the row groups of other runs by their min/max -#}
+        {%- set runs = [] if not execute else run_query(
+            "select distinct _staging_run from " ~ unranked_runs() ~ " order by 1"
+        ).columns[0].values() -%}
         {%- set unranked_rows -%}
-            reject_reason is null and _staging_run in (select _staging_run from {{ unranked_runs() }})
+            reject_reason is null and _staging_run in ({{ sql_list(runs) if runs else 'null' }})
         {%- endset -%}
         begin;
         update {{ this }} as target

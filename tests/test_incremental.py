@@ -322,6 +322,15 @@ def test_a_new_pii_key_restages_every_file(tmp_path):
     assert rows_after == rows_before
     assert len(hashes_after) == len(hashes_before) > 1
     assert not (set(hashes_before) & set(hashes_after)) - {None}
+    # the build log says which builds may have removed staged rows (the lifecycle chain
+    # looks for built rows whose staged row is gone only after those): the first build and
+    # the one that staged everything again did, a build with nothing new did not
+    build(raw, warehouse, settings.end_date, pii_key="another-key",
+          select="path:models/staging")
+    with duckdb.connect(str(warehouse / "work.duckdb"), read_only=True) as con:
+        assert [left for (left,) in con.execute(
+            "select rows_left from staging.stg_events__all__builds order by built_at"
+        ).fetchall()] == [True, True, False]
 
 
 def test_a_withdrawn_file_alone_rebuilds_its_people(tmp_path):
@@ -340,7 +349,8 @@ def test_a_withdrawn_file_alone_rebuilds_its_people(tmp_path):
     assert people
     withdrawn.unlink()
 
-    build(raw, inc, settings.end_date)
+    log = build(raw, inc, settings.end_date)
+    assert "lineage not searched" not in log
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
     with duckdb.connect(str(inc / "work.duckdb"), read_only=True) as con:
@@ -409,8 +419,9 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     build relabels only the components these
     touched; the redeliveries are ranked from the rows the build stamped (no scan of every
     id) and the build's uniqueness test of stg_events passes; everything equals a full
-    refresh. Without the comparison of edges, or without the ranking (the uniqueness test
-    fails the build), this fails."""
+    refresh, though no build removed staged rows (so the chain did not look for built rows
+    whose staged row is gone). Without the comparison of edges, or without the ranking
+    (the uniqueness test fails the build), this fails."""
     settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
     generate(tmp_path / "gen", settings)
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
@@ -431,6 +442,9 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
         r"identity graph: relabelling (\d+) of (\d+) identifiers", log).groups())
     assert 0 < relabelled < identifiers / 4
     assert "unique_stg_events_event_id" in log
+    # no staged row left (a redelivery rewrites rows, it removes none): the chain did not
+    # look for built rows whose staged row is gone, and still equals a full refresh
+    assert "int_changed_people: no unseen staging build removed rows" in log
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
     work = inc / "work.duckdb"

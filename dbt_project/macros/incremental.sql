@@ -187,17 +187,37 @@
     touched; a full build stamps every row), so the log says which rows are new to whom:
     the events and orders GX suites validate the newest build's rows instead of a sample of
     every row ever staged (orchestration/quality_checks.py), and the lifecycle chain reads
-    the rows of the events builds it has not seen (macros/changed_people.sql). -#}
+    the rows of the events builds it has not seen (macros/changed_people.sql). `rows_left`:
+    whether the build may have removed staged rows other than by rewriting them (files
+    gone, or everything staged again, when a row may stage differently); when none of the
+    builds it has not seen did, the chain need not look for built rows whose staged row is
+    gone (a log of an older version gains the column as true). -#}
 {% macro staging_builds() -%}
     {{ this.database }}.{{ this.schema }}.{{ this.identifier }}__builds
 {%- endmacro %}
 
-{% macro log_staging_build() -%}
+{#- Asked after the build (the stored fingerprints are this run's by then): a first or full
+    build, files gone, or every row staged again by this build (a changed fingerprint
+    deletes every row first; a row group whose rows all carry this run is skipped by its
+    min/max, so a daily build stops at its first older row). -#}
+{% macro staging_build_removed_rows(source_name) -%}
+    {%- if not execute or not is_incremental() or staged_rows_may_have_left(source_name) -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set older = run_query(
+        "select count(*) from (select 1 from " ~ this ~ " where _staging_run <> "
+        ~ staging_run() ~ " limit 1) as older") -%}
+    {{ return(older.columns[0].values()[0] == 0) }}
+{%- endmacro %}
+
+{% macro log_staging_build(source_name) -%}
     {%- if target.type == 'duckdb' -%}
         create table if not exists {{ staging_builds() }} (
-            _staging_run varchar, built_at timestamp with time zone
+            _staging_run varchar, built_at timestamp with time zone, rows_left boolean
         );
-        insert into {{ staging_builds() }} values ({{ staging_run() }}, current_timestamp)
+        alter table {{ staging_builds() }} add column if not exists rows_left boolean default true;
+        insert into {{ staging_builds() }}
+        values ({{ staging_run() }}, current_timestamp, {{ staging_build_removed_rows(source_name) }})
     {%- else -%}
         select 1
     {%- endif -%}

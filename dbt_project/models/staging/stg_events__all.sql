@@ -10,7 +10,7 @@
         pre_hook="{{ unstage_changed_files('events') }}",
         post_hook=[
             "{{ note_unranked_run('events') }}",
-            "{{ log_staging_build() }}",
+            "{{ log_staging_build('events') }}",
             after_commit("{{ rank_redeliveries('event_id', 'delivery_rank', '_file, _row, occurred_at') }}"),
         ],
     )

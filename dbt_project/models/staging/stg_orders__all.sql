@@ -10,7 +10,7 @@
         unique_key="order_id",
         on_schema_change="append_new_columns",
         pre_hook="{{ unstage_changed_files('orders') }}",
-        post_hook="{{ log_staging_build() }}",
+        post_hook="{{ log_staging_build('orders') }}",
     )
 }}
 {%- set restage = restage_all() %}

@@ -192,3 +192,24 @@
 {% macro spark__days_between(a, b) -%}
     datediff({{ b }}, {{ a }})
 {%- endmacro %}
+
+{#- 2^n as a 64-bit integer, and whether bit n of an integer is set (bit masks of periods). -#}
+{% macro shift_one_left(n) -%}
+    {{ return(adapter.dispatch('shift_one_left')(n)) }}
+{%- endmacro %}
+{% macro default__shift_one_left(n) -%}
+    (cast(1 as bigint) << ({{ n }}))
+{%- endmacro %}
+{% macro spark__shift_one_left(n) -%}
+    shiftleft(cast(1 as bigint), {{ n }})
+{%- endmacro %}
+
+{% macro bit_is_set(mask, n) -%}
+    {{ return(adapter.dispatch('bit_is_set')(mask, n)) }}
+{%- endmacro %}
+{% macro default__bit_is_set(mask, n) -%}
+    ((({{ mask }}) >> ({{ n }})) & 1) = 1
+{%- endmacro %}
+{% macro spark__bit_is_set(mask, n) -%}
+    (shiftright({{ mask }}, {{ n }}) & 1) = 1
+{%- endmacro %}

@@ -2,27 +2,52 @@
     for everyone) and period number: how many of the cohort (people who signed up in it)
     were active in period N (`retained_users`) and in period N or later
     (`retained_or_later_users`). A period is only reported once the whole cohort has reached
-    its end. -#}
+    its end.
+
+    Each member's active periods are the bits of a few integers (`bit_or` over their active
+    days, 62 periods to an integer), in one pass over the activity grouped by person: at 1M
+    people (12M active days since signup) a distinct (person, period) list per grain, joined
+    back to the cohorts, took 11.8 s, the masks 5.3 s, for the same rows. -#}
 {%- set grains = {
     'day': {
-        'start': "m.signup_date",
-        'period': "a.activity_date - m.cohort_start",
+        'start': "signup_date",
+        'period': "activity_date - signup_date",
         'period_end': "cohort_start + cast(period_number as integer)",
         'max': var('retention_max_days'),
     },
     'week': {
-        'start': "cast(date_trunc('week', m.signup_date) as date)",
-        'period': "(cast(date_trunc('week', a.activity_date) as date) - m.cohort_start) // 7",
+        'start': "cast(date_trunc('week', signup_date) as date)",
+        'period': "(cast(date_trunc('week', activity_date) as date) - cast(date_trunc('week', signup_date) as date)) // 7",
         'period_end': "cohort_start + cast(7 * period_number + 6 as integer)",
         'max': var('retention_max_weeks'),
     },
     'month': {
-        'start': "cast(date_trunc('month', m.signup_date) as date)",
-        'period': "date_diff('month', m.cohort_start, cast(date_trunc('month', a.activity_date) as date))",
+        'start': "cast(date_trunc('month', signup_date) as date)",
+        'period': "date_diff('month', cast(date_trunc('month', signup_date) as date), cast(date_trunc('month', activity_date) as date))",
         'period_end': "cast(last_day(cohort_start + to_months(cast(period_number as integer))) as date)",
         'max': var('retention_max_months'),
     },
 } %}
+{%- set bits = 62 %}
+{#- one mask per grain and block of 62 periods (day_mask_0, week_mask_0, ...), and which
+    one holds a (grain, period) -#}
+{%- set masks = [] %}
+{%- for grain, g in grains.items() %}
+    {%- for block in range(g.max // bits + 1) %}
+        {%- do masks.append({
+            'name': grain ~ '_mask_' ~ block, 'grain': grain,
+            'low': block * bits, 'high': [block * bits + bits - 1, g.max] | min,
+        }) %}
+    {%- endfor %}
+{%- endfor %}
+{%- set whens = [] %}
+{%- for mask in masks %}
+    {%- do whens.append(
+        "when members.cohort_period = '" ~ mask.grain ~ "' and periods.period_number between "
+        ~ mask.low ~ " and " ~ mask.high ~ " then members." ~ mask.name
+    ) %}
+{%- endfor %}
+{%- set mask_of_period = "case " ~ whens | join(" ") ~ " end" %}
 with members as (
     select
         milestones.user_key,
@@ -34,72 +59,68 @@ with members as (
     where milestones.signup_date is not null
 ),
 
-activity as (
-    select
-        user_key,
-        activity_date
-    from {{ ref('int_person_day_activity') }}
-    where is_active
-),
-
--- each member's last active day since signup (named activity_date: the grains' period
--- expressions read it as their last active period)
-last_active as (
+-- every member's active days since signup
+member_days as (
     select
         activity.user_key,
-        max(activity.activity_date) as activity_date
-    from activity
+        activity.activity_date,
+        members.signup_date
+    from {{ ref('int_person_day_activity') }} as activity
     inner join members on activity.user_key = members.user_key
-    where members.signup_date <= activity.activity_date
-    group by activity.user_key
+    where activity.is_active and members.signup_date <= activity.activity_date
 ),
 
-{%- for grain, g in grains.items() %}
-
-    {{ grain }}_members as (
-        select
-            '{{ grain }}' as cohort_period,
-            m.*,
-            {{ g.start }} as cohort_start
-        from members as m
-    ),
-
-    -- the reported periods only: a later one counts in "active then or later" through the
-    -- member's last active period (capped there), and the day grain's 30 days are a small
-    -- part of a year of activity
-    {{ grain }}_activity as (
-        select distinct
-            m.cohort_period,
-            m.cohort_start,
-            m.acquisition_channel,
-            m.user_key,
-            {{ g.period }} as period_number
-        from {{ grain }}_members as m
-        inner join activity as a
-            on
-                m.user_key = a.user_key
-                and m.signup_date <= a.activity_date
-                and {{ g.period }} <= {{ g.max }}
-    ),
-{%- endfor %}
+-- per member and grain: the reported periods they were active in, as bits, and their last
+-- active period (capped at the last reported one: active then or later counts the same
+-- for every reported period)
+member_masks as (
+    select
+        {%- for mask in masks %}
+            bit_or(
+                case
+                    when {{ grains[mask.grain].period }} between {{ mask.low }} and {{ mask.high }}
+                        then {{ shift_one_left(grains[mask.grain].period ~ ' - ' ~ mask.low) }}
+                    else 0
+                end
+            ) as {{ mask.name }},
+        {%- endfor %}
+        {%- for grain, g in grains.items() %}
+            least(max({{ g.period }}), {{ g.max }}) as {{ grain }}_last_period,
+        {%- endfor %}
+        user_key
+    from member_days
+    group by user_key
+),
 
 cohort_members as (
-    {%- for grain in grains %}
+    {%- for grain, g in grains.items() %}
         select
-            cohort_period,
-            cohort_start,
+            '{{ grain }}' as cohort_period,
+            {{ g.start }} as cohort_start,
             acquisition_channel,
             user_key
-        from {{ grain }}_members
+        from members
         {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 
-member_activity as (
-    {%- for grain in grains %}
-        select * from {{ grain }}_activity
-        {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
+-- the members of each grain's cohorts who were active since signup, with that grain's
+-- masks and last period
+active_members as (
+    select
+        {%- for mask in masks %}
+            masks.{{ mask.name }},
+        {%- endfor %}
+        members.cohort_period,
+        members.cohort_start,
+        members.acquisition_channel,
+        case members.cohort_period
+            {%- for grain in grains %}
+                when '{{ grain }}' then masks.{{ grain }}_last_period
+            {%- endfor %}
+        end as last_period_number
+    from cohort_members as members
+    inner join member_masks as masks on members.user_key = masks.user_key
 ),
 
 periods as (
@@ -123,30 +144,20 @@ cohort_sizes as (
     group by cohort_period, cohort_start, acquisition_channel
 ),
 
+-- members by the reported periods they were active in
 retained as (
     select
-        cohort_period,
-        cohort_start,
-        acquisition_channel,
-        period_number,
+        members.cohort_period,
+        members.cohort_start,
+        members.acquisition_channel,
+        periods.period_number,
         count(*) as retained_users
-    from member_activity
-    group by cohort_period, cohort_start, acquisition_channel, period_number
-),
-
--- each member's last active period, capped at the last reported one (active then or
--- later counts the same for every reported period)
-last_periods as (
-    {%- for grain, g in grains.items() %}
-        select
-            m.cohort_period,
-            m.cohort_start,
-            m.acquisition_channel,
-            least({{ g.period }}, {{ g.max }}) as last_period_number
-        from {{ grain }}_members as m
-        inner join last_active as a on m.user_key = a.user_key
-        {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
+    from active_members as members
+    inner join periods
+        on
+            members.cohort_period = periods.cohort_period
+            and {{ bit_is_set(mask_of_period, 'periods.period_number % ' ~ bits) }}
+    group by members.cohort_period, members.cohort_start, members.acquisition_channel, periods.period_number
 ),
 
 last_counts as (
@@ -156,7 +167,7 @@ last_counts as (
         acquisition_channel,
         last_period_number,
         count(*) as last_users
-    from last_periods
+    from active_members
     group by cohort_period, cohort_start, acquisition_channel, last_period_number
 ),
 

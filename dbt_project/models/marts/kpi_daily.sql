@@ -111,12 +111,69 @@ churn_windows as (
             and churn_entries.churned_on - 30 < customer_intervals.valid_until
 ),
 
+-- a person's windows overlap when they churned twice within 30 days: merged first
+-- (islands of overlapping or adjacent windows), so each person counts once a day
+window_reach as (
+    select
+        user_key,
+        first_day,
+        last_day,
+        max(last_day) over (
+            partition by user_key order by first_day, last_day
+            rows between unbounded preceding and 1 preceding
+        ) as reach
+    from churn_windows
+),
+
+window_islands as (
+    select
+        user_key,
+        first_day,
+        last_day,
+        sum(case when reach is null or first_day > reach + 1 then 1 else 0 end) over (
+            partition by user_key order by first_day, last_day
+            rows between unbounded preceding and current row
+        ) as island
+    from window_reach
+),
+
+merged_windows as (
+    select
+        user_key,
+        min(first_day) as first_day,
+        max(last_day) as last_day
+    from window_islands
+    group by user_key, island
+),
+
+-- counted on d0 + 30: +1 from a window's first day, -1 after its last
+churn_deltas as (
+    select
+        day,
+        sum(delta) as delta
+    from (
+        select
+            first_day + 30 as day,
+            1 as delta
+        from merged_windows
+        union all
+        select
+            last_day + 31 as day,
+            -1 as delta
+        from merged_windows
+    ) as deltas
+    group by day
+),
+
 monthly_churn as (
     select
-        days.day + 30 as day,
-        count(distinct churn_windows.user_key) as churned_in_30_days
-    from {{ each_day('churn_windows', 'churn_windows.first_day', 'churn_windows.last_day', 'days') }}
-    group by days.day + 30
+        coalesce(calendar.day, churn_deltas.day) as day,
+        sum(coalesce(churn_deltas.delta, 0)) over (
+            order by coalesce(calendar.day, churn_deltas.day)
+            rows between unbounded preceding and current row
+        ) as churned_in_30_days
+    from calendar
+    full outer join churn_deltas on calendar.day = churn_deltas.day
 ),
 
 joined as (

@@ -194,10 +194,13 @@ STAGES_ADD_UP_SQL = """
         select user_key, min(valid_from) as day from marts.user_lifecycle_history
         group by user_key
     ),
+    -- people by their first day, summed up to each date (a join of every person with
+    -- every date compared 366M pairs at 1M people: 2.4 s)
+    firsts as (select day, count(*) as people from first_day group by day),
     days as (select distinct date from marts.lifecycle_daily),
     seen as (
-        select days.date, count(first_day.user_key) as people
-        from days left join first_day on first_day.day <= days.date group by days.date
+        select days.date, coalesce(sum(firsts.people), 0) as people
+        from days left join firsts on firsts.day <= days.date group by days.date
     ),
     staged as (select date, sum(users) as users from marts.lifecycle_daily group by date)
     select seen.date, seen.people = coalesce(staged.users, 0) as stages_equal_people_seen

@@ -88,6 +88,27 @@ def test_a_daily_staging_suite_validates_the_rows_its_staging_build_wrote(tmp_pa
         staging_runs=newest_staging_runs(con))), max_rows=1000).passed
 
 
+def test_lifecycle_stages_add_up_to_the_people_seen_by_each_day():
+    """Each day's stage counts in lifecycle_daily equal the people whose history began on
+    or before it: a person seen on the 2nd counts from the 2nd; a day one short fails."""
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute("""create table marts.user_lifecycle_history as select * from (values
+        ('a', date '2026-01-01'), ('a', date '2026-01-02'), ('b', date '2026-01-02'))
+        t(user_key, valid_from)""")
+    con.execute("""create table marts.lifecycle_daily as select * from (values
+        (date '2026-01-01', 'new', 1), (date '2026-01-02', 'active', 1),
+        (date '2026-01-02', 'new', 1), (date '2026-01-03', 'active', 2))
+        t(date, lifecycle_stage, users)""")
+    suite = next(s for s in suites.mart_suites(suites.SuiteParams())
+                 if s.name == "lifecycle_daily_adds_up")
+    assert runner.run_suite(con, suite, max_rows=1000).passed
+    con.execute("update marts.lifecycle_daily set users = 1 where date = '2026-01-03'")
+    result = runner.run_suite(con, suite, max_rows=1000)
+    assert [(o.check_name, o.failed_rows) for o in result.failed] == [
+        ("stages_equal_people_seen", 1)]
+
+
 def test_data_docs_keep_the_last_runs_of_a_suite(tmp_path):
     suite = Suite("docs_demo", "marts.d", "marts", [suites.not_null("x")])
     frame = pd.DataFrame({"x": [1.0, 2.0]})

@@ -473,22 +473,28 @@
     build rewrote and every row sharing a key with them; everything on a full build, or when
     the list of changed people is not this build's. The rows left out were tested when they
     were written and have not changed since. A test asks for it with a `where` of
-    `__rebuilt_stage_rows__` or `__rebuilt_event_rows__` (test configs cannot call macros;
-    get_where_subquery below replaces them). The chain's state still describes its last
-    complete build when these tests run (before user_lifecycle_history).
-    int_person_day_stage: a changed person's rows, and the days after the last build. -#}
-{% macro rebuilt_stage_rows_filter() -%}
+    `__rebuilt_stage_rows__`, `__rebuilt_activity_rows__` or `__rebuilt_event_rows__` (test
+    configs cannot call macros; get_where_subquery below replaces them). The chain's state
+    still describes its last complete build when these tests run (before
+    user_lifecycle_history).
+    int_person_day_stage and int_person_stage_anchors (key: person, day): a changed person's
+    rows, and the days after the last build (an anchor kept for someone else is only
+    extended: its key does not change). int_person_day_activity (key: person, day): the rows
+    of the people int_changed_people lists, the only ones it rewrites. -#}
+{% macro rebuilt_person_rows_filter(list_name, day_column=none) -%}
     {%- if target.type != 'duckdb' -%}
         true
     {%- else -%}
-        {%- set list = intermediate_relation('int_stage_changed_people') -%}
+        {%- set list = intermediate_relation(list_name) -%}
         (
             exists (select 1 from {{ list }} as changed where changed.user_key is null)
             or not exists (
                 select 1 from {{ list }} as changed where changed.built_by = '{{ invocation_id }}'
             )
             or user_key in (select changed.user_key from {{ list }} as changed)
-            or day > {{ chain_built_as_of() }}
+            {%- if day_column %}
+                or {{ day_column }} > {{ chain_built_as_of() }}
+            {%- endif %}
         )
     {%- endif -%}
 {%- endmacro %}
@@ -525,7 +531,9 @@
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}
     {%- if where == '__rebuilt_stage_rows__' -%}
-        {%- set where = rebuilt_stage_rows_filter() -%}
+        {%- set where = rebuilt_person_rows_filter('int_stage_changed_people', 'day') -%}
+    {%- elif where == '__rebuilt_activity_rows__' -%}
+        {%- set where = rebuilt_person_rows_filter('int_changed_people') -%}
     {%- elif where == '__newly_staged_event_rows__' -%}
         {%- set where = newly_staged_rows_filter(relation) -%}
     {%- elif where == '__rebuilt_event_rows__' -%}

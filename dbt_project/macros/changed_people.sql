@@ -142,14 +142,19 @@
               if execute else none) }}
 {%- endmacro %}
 
+{#- The logged staging builds the chain has not seen. -#}
+{% macro unseen_builds(log) -%}
+    select * from {{ log }} where _staging_run not in (select runs._staging_run from {{ chain_state('runs') }} as runs)
+{%- endmacro %}
+
 {% macro unseen_staging_runs_condition() -%}
     {%- set runs_state = chain_state('runs') -%}
     {%- set log = events_build_log() -%}
     {%- if log is none -%}
         _staging_run not in (select runs._staging_run from {{ runs_state }} as runs)
     {%- else -%}
-        {%- set runs = run_query("select distinct _staging_run from " ~ log ~ " where _staging_run not in "
-                                 ~ "(select _staging_run from " ~ runs_state ~ ") order by 1").columns[0].values() -%}
+        {%- set runs = run_query("select distinct _staging_run from (" ~ unseen_builds(log)
+                                 ~ ") as unseen order by 1").columns[0].values() -%}
         {%- if runs | length == 0 -%}
             false
         {%- else -%}
@@ -170,8 +175,8 @@
         {{ return(true) }}
     {%- endif -%}
     {%- set found = run_query(
-        "select coalesce(bool_or(coalesce(rows_left, true)), false) from " ~ log
-        ~ " where _staging_run not in (select _staging_run from " ~ chain_state('runs') ~ ")") -%}
+        "select coalesce(bool_or(coalesce(rows_left, true)), false) from (" ~ unseen_builds(log)
+        ~ ") as unseen") -%}
     {{ return(found.columns[0].values()[0]) }}
 {%- endmacro %}
 

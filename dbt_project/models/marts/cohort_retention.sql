@@ -7,7 +7,9 @@
     Each member's active periods are the bits of a few integers (`bit_or` over their active
     days, 62 periods to an integer), in one pass over the activity grouped by person: at 1M
     people (12M active days since signup) a distinct (person, period) list per grain, joined
-    back to the cohorts, took 11.8 s, the masks 5.3 s, for the same rows. -#}
+    back to the cohorts, took 11.8 s, the masks 5.5 s, for the same rows. -#}
+{%- set week_start = "cast(date_trunc('week', signup_date) as date)" %}
+{%- set month_start = "cast(date_trunc('month', signup_date) as date)" %}
 {%- set grains = {
     'day': {
         'start': "signup_date",
@@ -16,14 +18,14 @@
         'max': var('retention_max_days'),
     },
     'week': {
-        'start': "cast(date_trunc('week', signup_date) as date)",
-        'period': "(cast(date_trunc('week', activity_date) as date) - cast(date_trunc('week', signup_date) as date)) // 7",
+        'start': week_start,
+        'period': "(cast(date_trunc('week', activity_date) as date) - " ~ week_start ~ ") // 7",
         'period_end': "cohort_start + cast(7 * period_number + 6 as integer)",
         'max': var('retention_max_weeks'),
     },
     'month': {
-        'start': "cast(date_trunc('month', signup_date) as date)",
-        'period': "date_diff('month', cast(date_trunc('month', signup_date) as date), cast(date_trunc('month', activity_date) as date))",
+        'start': month_start,
+        'period': "date_diff('month', " ~ month_start ~ ", cast(date_trunc('month', activity_date) as date))",
         'period_end': "cast(last_day(cohort_start + to_months(cast(period_number as integer))) as date)",
         'max': var('retention_max_months'),
     },

@@ -21,6 +21,8 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ml import treeshap
+
 log = logging.getLogger(__name__)
 
 ID_COLUMNS = ["user_key", "snapshot_date", "is_scoring_snapshot", "label"]
@@ -334,27 +336,44 @@ def booster_probabilities(booster: xgb.Booster, best_iteration: int,
                           features: list[str], frame: pd.DataFrame,
                           exact_for: np.ndarray | None = None,
                           with_contributions: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated probabilities and per-row feature contributions of a saved model (no
-    fitting). Contributions are exact TreeSHAP for the rows in `exact_for` (all rows when
-    None) and the fast Saabas approximation for the others: exact SHAP costs time in
-    proportion to the trees (0.29 ms a row with 368 trees of depth 5 on 2 threads), so it is
-    spent on the people someone will act on."""
-    x, _ = prepare_features(frame, categories)
-    x = x.reindex(columns=features)
-    rows = (0, best_iteration + 1)
-    dm = _dmatrix(x)
-    raw = booster.predict(dm, iteration_range=rows)
-    exact = np.ones(len(x), dtype=bool) if exact_for is None else np.asarray(exact_for, bool)
-    contribs = np.zeros((len(x), len(features)))
+    """Calibrated probabilities and per-row feature contributions (see `contributions`) of a
+    saved model (no fitting); zero contributions unless `with_contributions`."""
+    x = _model_matrix(categories, features, frame)
+    raw = booster.predict(_dmatrix(x), iteration_range=(0, best_iteration + 1))
     if not with_contributions:
-        return calibrator.predict(raw), contribs
+        return calibrator.predict(raw), np.zeros((len(x), len(features)))
+    return calibrator.predict(raw), _contributions(booster, best_iteration, x, exact_for)
+
+
+def contributions(booster: xgb.Booster, best_iteration: int, categories: dict[str, list[str]],
+                  features: list[str], frame: pd.DataFrame,
+                  exact_for: np.ndarray | None = None) -> np.ndarray:
+    """Per-row feature contributions to the raw score of a saved model: exact TreeSHAP for
+    the rows in `exact_for` (all rows when None) and the fast Saabas approximation for the
+    others. Exact SHAP costs time in proportion to the trees, so it is spent on the people
+    someone will act on; it is computed once per distinct path of each tree
+    (ml/treeshap.py: 20.5 s -> 4.7 s for 150k people and 142 trees)."""
+    return _contributions(booster, best_iteration,
+                          _model_matrix(categories, features, frame), exact_for)
+
+
+def _model_matrix(categories: dict[str, list[str]], features: list[str], frame: pd.DataFrame
+                  ) -> pd.DataFrame:
+    x, _ = prepare_features(frame, categories)
+    return x.reindex(columns=features)
+
+
+def _contributions(booster: xgb.Booster, best_iteration: int, x: pd.DataFrame,
+                   exact_for: np.ndarray | None) -> np.ndarray:
+    exact = np.ones(len(x), dtype=bool) if exact_for is None else np.asarray(exact_for, bool)
+    contribs = np.zeros((len(x), x.shape[1]))
     if exact.any():
-        contribs[exact] = booster.predict(_dmatrix(x[exact]), pred_contribs=True,
-                                          iteration_range=rows)[:, :-1]
+        contribs[exact] = treeshap.contributions(booster, x[exact], best_iteration + 1)
     if (~exact).any():
         contribs[~exact] = booster.predict(_dmatrix(x[~exact]), pred_contribs=True,
-                                           approx_contribs=True, iteration_range=rows)[:, :-1]
-    return calibrator.predict(raw), contribs
+                                           approx_contribs=True,
+                                           iteration_range=(0, best_iteration + 1))[:, :-1]
+    return contribs
 
 
 def reasons_from_contributions(contribs: np.ndarray, features: list[str], k: int = 3

@@ -206,12 +206,14 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
     if version and not today.empty:
         model = registry.load(root, version)
         c = cfg.churn
-        args = (model.booster, model.card.best_iteration, model.calibrator,
-                model.card.categories, model.card.features, today)
-        p, _ = churn.booster_probabilities(*args, with_contributions=False)
+        p, _ = churn.booster_probabilities(
+            model.booster, model.card.best_iteration, model.calibrator,
+            model.card.categories, model.card.features, today, with_contributions=False)
         tiers = churn.risk_tiers(p, c.risk_tiers_by, c.high_risk_cutoff, c.medium_risk_cutoff)
         # exact reasons for the people a marketer will act on (high and medium risk)
-        _, contribs = churn.booster_probabilities(*args, exact_for=tiers != "low")
+        contribs = churn.contributions(model.booster, model.card.best_iteration,
+                                       model.card.categories, model.card.features, today,
+                                       exact_for=tiers != "low")
         scores = pd.DataFrame({
             "user_key": today["user_key"],
             "as_of_date": pd.Timestamp(as_of).date(),

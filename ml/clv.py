@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, hyp2f1
 
 DAYS_PER_UNIT = {"day": 1.0, "week": 7.0}
 DAYS_PER_MONTH = 30  # pymc-marketing's CLV steps are 30-day months for daily data
@@ -41,8 +42,8 @@ class ClvFit:
     customers: int                  # people with at least one purchase
     repeat_customers: int           # of whom with a repeat purchase (Gamma-Gamma's data)
     spend_frequency_corr: float     # Gamma-Gamma assumes spend independent of frequency
-    bg_model: object                # fitted pymc-marketing models, for predictions
-    gg_model: object
+    bg_model: object                # the fitted pymc-marketing models (predictions use the
+    gg_model: object                # parameters alone: see predict)
 
 
 def compile_dir() -> Path:
@@ -175,8 +176,79 @@ def params_table(f: ClvFit) -> pd.DataFrame:
         spend_frequency_corr=f.spend_frequency_corr)
 
 
-def _values(x) -> np.ndarray:
-    return np.asarray(x).reshape(-1)
+# pymc-marketing's `customer_lifetime_value` steps: one month of the purchase history's unit
+CLV_MONTH = {"day": 30.0, "week": 4.345}
+
+
+def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(for each row, the number of its distinct (a, b) pair; each pair's first row)."""
+    codes = pd.DataFrame({"a": a, "b": b}).groupby(["a", "b"], sort=False).ngroup().to_numpy()
+    first = np.empty(codes.max() + 1 if len(codes) else 0, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return codes, first
+
+
+def bg_nbd_expected_purchases(params: dict[str, float], frequency: np.ndarray,
+                              recency: np.ndarray, T: np.ndarray, t: float,
+                              pairs: tuple[np.ndarray, np.ndarray] | None = None
+                              ) -> np.ndarray:
+    """Expected repeat purchases in the next `t` time units (Fader, Hardie & Lee 2005, eq.
+    10), as pymc-marketing's `BetaGeoModel.expected_purchases` computes it for a point
+    estimate, on arrays (836k buyers' predictions took 3.7 s through its xarray methods).
+    `pairs`: distinct_pairs(frequency, T), when already known."""
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
+    x = np.asarray(frequency, dtype="float64")
+    T = np.asarray(T, dtype="float64")
+    # hyp2f1 is most of the cost and depends on (frequency, T) alone: 12k distinct pairs
+    # among 836k buyers (0.24 s a call at 836k, the horizon's 13 calls 3.1 s)
+    codes, first = pairs if pairs is not None else distinct_pairs(x, T)
+    xs, Ts = x[first], T[first]
+    numerator = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(
+        r + xs, b + xs, a + b + xs - 1, t / (alpha + Ts + t))[codes]
+    numerator *= (a + b + x - 1) / (a - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds = (a / (b + x - 1)) * ((alpha + T) / (alpha + np.asarray(recency, "float64"))
+                                    ) ** (r + x)
+    return numerator / (1 + np.where(x > 0, odds, 0.0))
+
+
+def bg_nbd_probability_alive(params: dict[str, float], frequency: np.ndarray,
+                             recency: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """P(alive) (Fader, Hardie & Lee 2008), as `BetaGeoModel.expected_probability_alive`."""
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
+    x = np.asarray(frequency, dtype="float64")
+    log_div = (r + x) * np.log((alpha + np.asarray(T, "float64"))
+                               / (alpha + np.asarray(recency, "float64"))) \
+        + np.log(a / (b + np.maximum(x, 1) - 1))
+    return np.where(x == 0, 1.0, expit(-log_div))
+
+
+def gamma_gamma_expected_spend(params: dict[str, float], frequency: np.ndarray,
+                               monetary_value: np.ndarray) -> np.ndarray:
+    """Gamma-Gamma conditional mean spend (Fader & Hardie 2013, eq. 5), as
+    `GammaGammaModel.expected_customer_spend`; with frequency 0, the population mean."""
+    p, q, v = params["p"], params["q"], params["v"]
+    x = np.asarray(frequency, dtype="float64")
+    weight = p * x / (p * x + q - 1)
+    return (1 - weight) * (v * p / (q - 1)) + weight * np.asarray(monetary_value, "float64")
+
+
+def lifetime_value(params: dict[str, float], frequency: np.ndarray, recency: np.ndarray,
+                   T: np.ndarray, spend: np.ndarray, time_unit: str, horizon_months: int,
+                   monthly_discount_rate: float) -> np.ndarray:
+    """Expected purchases of each month of the horizon x spend, discounted monthly, as
+    pymc-marketing's `customer_lifetime_value` sums them (one step over the whole horizon
+    when the rate is 0; its months are 30 days, or 4.345 weeks)."""
+    month = CLV_MONTH[time_unit]
+    months = [horizon_months] if monthly_discount_rate == 0.0 else range(1, horizon_months + 1)
+    total = np.zeros(len(np.asarray(frequency)))
+    before = 0.0
+    pairs = distinct_pairs(frequency, T)
+    for m in months:
+        cumulative = bg_nbd_expected_purchases(params, frequency, recency, T, m * month, pairs)
+        total += spend * (cumulative - before) / (1 + monthly_discount_rate) ** m
+        before = cumulative
+    return total
 
 
 def predict(f: ClvFit, summary: pd.DataFrame, horizon_months: int,
@@ -184,29 +256,22 @@ def predict(f: ClvFit, summary: pd.DataFrame, horizon_months: int,
     """Per person: probability alive, expected purchases and average order value over the
     horizon, and CLV = the sum over the horizon's months of expected purchases that month x
     expected order value, discounted monthly at the annual rate. Someone with no repeat
-    purchase gets the population-level answer of both models (not a blank)."""
+    purchase gets the population-level answer of both models (not a blank). Only the fitted
+    parameters are used: predicting needs neither pymc nor the fitted models."""
     if summary.empty:
         return summary.assign(p_alive=[], expected_purchases=[],
                               expected_avg_order_value=[], clv=[])
-    from pymc_marketing.clv.utils import customer_lifetime_value
-
     frame = _model_frame(summary)
-    unit_days = DAYS_PER_UNIT[f.time_unit]
-    horizon = horizon_months * DAYS_PER_MONTH / unit_days
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        p_alive = _values(f.bg_model.expected_probability_alive(data=frame))
-        purchases = _values(f.bg_model.expected_purchases(data=frame, future_t=horizon))
-        # Gamma-Gamma's conditional mean; with frequency 0 it is the population mean p*v/(q-1)
-        gg_in = frame.assign(monetary_value=np.where(frame["frequency"] > 0,
-                                                     frame["monetary_value"], 0.0))
-        spend = _values(f.gg_model.expected_customer_spend(data=gg_in))
-        monthly = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
-        clv = _values(customer_lifetime_value(
-            f.bg_model, frame.assign(future_spend=spend), future_t=horizon_months,
-            discount_rate=monthly, time_unit="D" if f.time_unit == "day" else "W"))
-    return summary.assign(p_alive=p_alive, expected_purchases=purchases,
-                          expected_avg_order_value=spend, clv=clv)
+    x, t_x, T = frame["frequency"].to_numpy(), frame["recency"].to_numpy(), frame["T"].to_numpy()
+    horizon = horizon_months * DAYS_PER_MONTH / DAYS_PER_UNIT[f.time_unit]
+    spend = gamma_gamma_expected_spend(f.gamma_gamma, x,
+                                       np.where(x > 0, frame["monetary_value"], 0.0))
+    monthly = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
+    return summary.assign(
+        p_alive=bg_nbd_probability_alive(f.bg_nbd, x, t_x, T),
+        expected_purchases=bg_nbd_expected_purchases(f.bg_nbd, x, t_x, T, horizon),
+        expected_avg_order_value=spend,
+        clv=lifetime_value(f.bg_nbd, x, t_x, T, spend, f.time_unit, horizon_months, monthly))
 
 
 def value_tiers(clv: pd.Series, high_share: float, medium_share: float) -> pd.Series:
@@ -234,10 +299,8 @@ def holdout_check(purchase_days: pd.DataFrame, as_of: str | pd.Timestamp, holdou
         raise ClvFitError(f"no purchases on or before the holdout cut-off {cutoff.date()}")
     f = fit(calib, time_unit, min_repeat_customers)
     horizon = holdout_days / DAYS_PER_UNIT[time_unit]
-    frame = _model_frame(calib)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        predicted = _values(f.bg_model.expected_purchases(data=frame, future_t=horizon))
+    predicted = bg_nbd_expected_purchases(f.bg_nbd, calib["frequency"], calib["recency"],
+                                          calib["T"], horizon)
     days = purchase_days.loc[:, ["user_key", "purchase_date"]].copy()
     days["purchase_date"] = pd.to_datetime(days["purchase_date"]).dt.normalize()
     after = days[(days["purchase_date"] > cutoff) & (days["purchase_date"] <= as_of)]

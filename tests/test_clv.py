@@ -180,3 +180,29 @@ def test_the_holdout_check_reruns_weekly_and_for_earlier_dates():
     assert holdout_check_due(day + dt.timedelta(days=1), day, 7)
     assert holdout_check_due(day, day, 1) is False and holdout_check_due(
         day - dt.timedelta(days=1), day, 1)
+
+
+@pytest.mark.parametrize("discount", [0.0, 0.10])
+def test_predictions_equal_pymc_marketings_own(cdnow, discount):
+    # ml.clv computes on arrays what pymc-marketing's xarray methods compute
+    from pymc_marketing.clv.utils import customer_lifetime_value
+
+    summary, fit = cdnow
+    frame = clv._model_frame(summary)
+    pred = clv.predict(fit, summary, 12, discount)
+    horizon = 12 * 30 / 7
+
+    def values(x):
+        return np.asarray(x).reshape(-1)
+
+    np.testing.assert_allclose(pred["p_alive"], values(
+        fit.bg_model.expected_probability_alive(data=frame)), rtol=1e-10)
+    np.testing.assert_allclose(pred["expected_purchases"], values(
+        fit.bg_model.expected_purchases(data=frame, future_t=horizon)), rtol=1e-10)
+    spend = values(fit.gg_model.expected_customer_spend(data=frame.assign(
+        monetary_value=np.where(frame["frequency"] > 0, frame["monetary_value"], 0.0))))
+    np.testing.assert_allclose(pred["expected_avg_order_value"], spend, rtol=1e-10)
+    monthly = 1.10 ** (1 / 12) - 1 if discount else 0.0
+    np.testing.assert_allclose(pred["clv"], values(customer_lifetime_value(
+        fit.bg_model, frame.assign(future_spend=spend), future_t=12, discount_rate=monthly,
+        time_unit="W")), rtol=1e-9)

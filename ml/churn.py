@@ -378,7 +378,32 @@ def _contributions(booster: xgb.Booster, best_iteration: int, x: pd.DataFrame,
 
 def reasons_from_contributions(contribs: np.ndarray, features: list[str], k: int = 3
                                ) -> list[str]:
-    names = np.array(features)
-    order = np.argsort(-contribs, axis=1)[:, :k]
-    return ["; ".join(REASON_TEXT.get(names[c], names[c]) for c in cols if row[c] > 0)
-            for row, cols in zip(contribs, order, strict=True)]
+    """Each row's `k` features with the largest positive contributions, in words, largest
+    first. The text is built once per distinct choice of features (a few thousand among a
+    million people), not once per row."""
+    if len(contribs) == 0:
+        return []
+    order = np.argsort(-contribs, axis=1, kind="stable")[:, :k]
+    pushes_up = np.take_along_axis(contribs, order, axis=1) > 0
+    chosen = np.where(pushes_up, order, -1)  # -1: no feature in that place
+    codes, first = _distinct_rows(chosen)
+    names = [REASON_TEXT.get(f, f) for f in features]
+    texts = np.array(["; ".join(names[c] for c in chosen[row] if c >= 0) for row in first],
+                     dtype=object)
+    return texts[codes].tolist()
+
+
+def _distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's number among the distinct rows, each distinct row's first row), for small
+    non-negative-or--1 integers (feature positions)."""
+    base = int(matrix.max(initial=0)) + 2
+    if base ** matrix.shape[1] >= 2 ** 62:  # too many places to number as one integer
+        _, first, codes = np.unique(matrix, axis=0, return_index=True, return_inverse=True)
+        return codes.reshape(-1), first
+    key = np.zeros(len(matrix), dtype=np.int64)
+    for column in matrix.T:
+        key = key * base + column + 1
+    codes, uniques = pd.factorize(key)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return codes, first

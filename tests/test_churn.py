@@ -135,6 +135,27 @@ def test_top_reasons_name_what_pushes_risk_up(trained):
     assert all(r.split("; ")[0] == churn.REASON_TEXT["days_since_active"] for r in reasons)
 
 
+def test_reasons_are_the_largest_positive_contributions_in_words():
+    features = ["days_since_active", "spend_90", "support_tickets_90", "custom_feature"]
+    contribs = np.array([
+        [0.5, 0.1, 0.9, 0.3],     # tickets, idle, custom (largest first; top three only)
+        [-0.2, 0.4, -0.1, 0.0],   # only spend pushes risk up
+        [-0.1, -0.2, -0.3, -0.4],  # nothing does
+        [0.5, 0.1, 0.9, 0.3],     # the same choice as the first row
+        [0.2, 0.2, 0.0, 0.1],     # a tie: feature order
+    ])
+    text = churn.REASON_TEXT
+    assert churn.reasons_from_contributions(contribs, features) == [
+        f"{text['support_tickets_90']}; {text['days_since_active']}; custom_feature",
+        text["spend_90"],
+        "",
+        f"{text['support_tickets_90']}; {text['days_since_active']}; custom_feature",
+        f"{text['days_since_active']}; {text['spend_90']}; custom_feature",
+    ]
+    assert churn.reasons_from_contributions(contribs, features, k=1)[1] == text["spend_90"]
+    assert churn.reasons_from_contributions(np.zeros((0, 4)), features) == []
+
+
 def test_registry_round_trip_and_scoring_by_recorded_version(trained, tmp_path):
     frame, splits, models = trained
     fp = registry.fingerprint(splits.train)

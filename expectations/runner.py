@@ -3,7 +3,7 @@ Dagster can show and `data_quality_results` can store.
 
 GX runs in an ephemeral context (one per process, created on first use: importing GX takes
 seconds) over a pandas frame read from DuckDB. Tables larger than `max_rows` are validated on
-a repeatable random sample of that many rows, and the result says so; the exact row-level
+a repeatable random sample of about that many rows, and the result says so; the exact row-level
 rules that matter most (keys, not null, accepted values) are also dbt tests, which always see
 every row.
 """
@@ -130,7 +130,10 @@ def read_table(con: duckdb.DuckDBPyConnection, suite: Suite, max_rows: int
     projected = "select " + ", ".join(f'"{c}"' for c in wanted) + f" from ({sql})"
     total = con.execute(f"select count(*) from ({sql})").fetchall()[0][0]
     if total > max_rows:
-        projected += f" using sample reservoir({max_rows} rows) repeatable (42)"
+        # each row kept with probability max_rows / total (about max_rows rows, the same ones
+        # every time): a reservoir of exactly max_rows copies every wide row through one
+        # thread (2.4 of the 3.5 s it took to sample 4.2M churn training rows)
+        projected += f" using sample bernoulli({100.0 * max_rows / total:.10f}%) repeatable (42)"
     return con.execute(projected).df(), total
 
 

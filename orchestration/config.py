@@ -243,9 +243,10 @@ class QualityConfig(_Section):
         24, ge=0, description="A timestamp later than the modification time of its file plus "
                               "this many hours is quarantined (`future_timestamp`).")
     max_rows_validated: int = Field(
-        250_000, ge=1_000, description="Great Expectations suites validate at most this many "
-                                         "rows of a table (a repeatable random sample above "
-                                         "it); dbt tests always see every row.")
+        250_000, ge=1_000, description="Great Expectations suites validate about this many "
+                                         "rows of a larger table (a repeatable random sample, "
+                                         "each row kept with probability this / rows); dbt "
+                                         "tests always see every row.")
     volume_history_days: int = Field(28, ge=7, description="Days before the as-of date that a "
                                                            "source's daily volume is compared "
                                                            "with.")

@@ -22,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ml import treeshap
+from ml.grouping import distinct
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +404,4 @@ def _distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     key = np.zeros(len(matrix), dtype=np.int64)
     for column in matrix.T:
         key = key * base + column + 1
-    codes, uniques = pd.factorize(key)
-    first = np.empty(len(uniques), dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-    return codes, first
+    return distinct(key)

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, hyp2f1
 
+from ml.grouping import first_rows
+
 DAYS_PER_UNIT = {"day": 1.0, "week": 7.0}
 DAYS_PER_MONTH = 30  # pymc-marketing's CLV steps are 30-day months for daily data
 SUMMARY_COLUMNS = ["user_key", "frequency", "recency", "T", "monetary_value",
@@ -183,9 +185,7 @@ CLV_MONTH = {"day": 30.0, "week": 4.345}
 def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(for each row, the number of its distinct (a, b) pair; each pair's first row)."""
     codes = pd.DataFrame({"a": a, "b": b}).groupby(["a", "b"], sort=False).ngroup().to_numpy()
-    first = np.empty(codes.max() + 1 if len(codes) else 0, dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-    return codes, first
+    return codes, first_rows(codes)
 
 
 def bg_nbd_expected_purchases(params: dict[str, float], frequency: np.ndarray,

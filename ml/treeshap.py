@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from ml.grouping import distinct
+
 # patterns are numbered as mixed-radix integers; renumbered densely before they overflow
 _MAX_RADIX = 1 << 40
 
@@ -119,9 +121,7 @@ def contributions(booster: xgb.Booster, x: pd.DataFrame, n_trees: int) -> np.nda
             lower = np.r_[np.float32(-np.inf), cuts]
             to_own = np.r_[0, np.searchsorted(own, lower, side="right") + 1]
             codes.append((to_own[bins], len(own) + 2))
-        pattern, uniques = pd.factorize(_patterns(codes, n))
-        first = np.empty(len(uniques), dtype=np.int64)
-        first[pattern[::-1]] = np.arange(n - 1, -1, -1)  # each pattern's first row
+        pattern, first = distinct(_patterns(codes, n))
         matrix = xgb.DMatrix(values[first], feature_names=names, feature_types=types,
                              enable_categorical=True)
         per_pattern = booster[tree:tree + 1].predict(matrix, pred_contribs=True)

@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ml import treeshap
-from ml.grouping import distinct
+from ml.grouping import combined_key, distinct
 
 log = logging.getLogger(__name__)
 
@@ -395,13 +395,7 @@ def reasons_from_contributions(contribs: np.ndarray, features: list[str], k: int
 
 
 def _distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(each row's number among the distinct rows, each distinct row's first row), for small
-    non-negative-or--1 integers (feature positions)."""
+    """(each row's number among the distinct rows, each distinct row's first row), for
+    feature positions or -1."""
     base = int(matrix.max(initial=0)) + 2
-    if base ** matrix.shape[1] >= 2 ** 62:  # too many places to number as one integer
-        _, first, codes = np.unique(matrix, axis=0, return_index=True, return_inverse=True)
-        return codes.reshape(-1), first
-    key = np.zeros(len(matrix), dtype=np.int64)
-    for column in matrix.T:
-        key = key * base + column + 1
-    return distinct(key)
+    return distinct(combined_key([(column + 1, base) for column in matrix.T], len(matrix)))

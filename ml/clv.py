@@ -200,7 +200,7 @@ def bg_nbd_expected_purchases(params: dict[str, float], frequency: np.ndarray,
     x = np.asarray(frequency, dtype="float64")
     T = np.asarray(T, dtype="float64")
     # hyp2f1 is most of the cost and depends on (frequency, T) alone: 12k distinct pairs
-    # among 836k buyers (0.24 s a call at 836k, the horizon's 13 calls 3.1 s)
+    # among 836k buyers (0.22-0.24 s a call over all 836k; predict makes 13 calls)
     codes, first = pairs if pairs is not None else distinct_pairs(x, T)
     xs, Ts = x[first], T[first]
     numerator = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(

@@ -3,7 +3,8 @@
 A tree's path-dependent SHAP values for a row depend only on which side of each of the
 tree's splits the row falls (and which rows are missing): two rows with the same outcome at
 every split of a tree get the same values from it. A depth-5 tree has at most 31 splits, so
-at a million people a tree sees a few thousand distinct outcome patterns among 150k rows.
+at a million people a tree sees about 9,000 distinct outcome patterns among 150k rows (1.34M
+over 142 trees, measured).
 This module asks XGBoost for each tree's contributions of one representative row per
 pattern and adds them up per row: the same numbers as `pred_contribs` over every row (up to
 float32 rounding of the sum), at a fraction of the cost (20.5 s -> 4.7 s for 150k rows and
@@ -21,10 +22,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from ml.grouping import distinct
-
-# patterns are numbered as mixed-radix integers; renumbered densely before they overflow
-_MAX_RADIX = 1 << 40
+from ml.grouping import combined_key, distinct
 
 
 def _float32_matrix(x: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -74,19 +72,6 @@ def _bin_codes(values: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
     return codes
 
 
-def _patterns(codes: list[tuple[np.ndarray, int]], n: int) -> np.ndarray:
-    """One integer per row naming its combination of codes (code, radix pairs)."""
-    key = np.zeros(n, dtype=np.int64)
-    radix = 1
-    for code, base in codes:
-        if radix * base >= _MAX_RADIX:
-            key, uniques = pd.factorize(key)
-            radix = max(len(uniques), 1)
-        key = key + code * radix
-        radix *= base
-    return key
-
-
 def contributions(booster: xgb.Booster, x: pd.DataFrame, n_trees: int) -> np.ndarray:
     """Exact (path-dependent TreeSHAP) contributions of the first `n_trees` trees for the
     rows of x (columns as the model's features), without the bias column."""
@@ -121,7 +106,7 @@ def contributions(booster: xgb.Booster, x: pd.DataFrame, n_trees: int) -> np.nda
             lower = np.r_[np.float32(-np.inf), cuts]
             to_own = np.r_[0, np.searchsorted(own, lower, side="right") + 1]
             codes.append((to_own[bins], len(own) + 2))
-        pattern, first = distinct(_patterns(codes, n))
+        pattern, first = distinct(combined_key(codes, n))
         matrix = xgb.DMatrix(values[first], feature_names=names, feature_types=types,
                              enable_categorical=True)
         per_pattern = booster[tree:tree + 1].predict(matrix, pred_contribs=True)

@@ -48,12 +48,16 @@ class ClvFit:
     gg_model: object                # parameters alone: see predict)
 
 
+def cache_root() -> Path:
+    """The machine's ULM cache, shared by every warehouse: `ULM_CACHE_DIR`, default
+    ~/.cache/ulm (scripts/bootstrap.sh uses the same default)."""
+    return Path(os.environ.get("ULM_CACHE_DIR") or Path.home() / ".cache" / "ulm")
+
+
 def compile_dir() -> Path:
-    """Where pytensor keeps the C code it compiles for the models: `ULM_CACHE_DIR/pytensor`
-    (default ~/.cache/ulm/pytensor), shared by every warehouse on the machine, so only the
-    first fit on a machine pays the compilation (~25 s here)."""
-    root = os.environ.get("ULM_CACHE_DIR") or Path.home() / ".cache" / "ulm"
-    return Path(root) / "pytensor"
+    """Where pytensor keeps the C code it compiles for the models: `ULM_CACHE_DIR/pytensor`,
+    so only the first fit on a machine pays the compilation (~25 s here)."""
+    return cache_root() / "pytensor"
 
 
 def use_compile_dir(path: Path | None = None) -> None:

@@ -78,9 +78,10 @@ def parse_vars(vars_json: str) -> str:
 def parse_cache(project_dir: Path) -> Path:
     """Where the machine keeps its last parse of this project (a folder per checkout):
     `ULM_CACHE_DIR/dbt-parse/<project>`, beside the CLV models' compiled code."""
-    root = Path(os.environ.get("ULM_CACHE_DIR") or Path.home() / ".cache" / "ulm")
+    from ml.clv import cache_root
+
     digest = hashlib.sha256(str(Path(project_dir).resolve()).encode()).hexdigest()[:16]
-    return root / "dbt-parse" / digest
+    return cache_root() / "dbt-parse" / digest
 
 
 def seed_partial_parse(target_path: Path, cache: Path) -> bool:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 from dagster_dbt import DagsterDbtTranslator, dbt_assets
 from pydantic import Field
 
@@ -20,6 +19,7 @@ from orchestration.landing import SOURCES, land
 from orchestration.project import ulm_dbt_project
 from orchestration.publish import publish_serving
 from orchestration.resources import UlmSettings
+from orchestration.tables import checkpoint_work
 
 LANDING_TABLES = ["file_inventory", "pii_key"]
 
@@ -108,7 +108,7 @@ def _record_dbt_tests(context, ulm: UlmSettings, as_of: str, invocation) -> None
     if invocation.run_results is None:
         return  # dbt stopped before writing them; its failure is reported as the run's error
     stage = context.op.name.replace("ulm_dbt_", "")
-    with duckdb.connect(str(ulm.work_db)) as con:
+    with ulm.connect_work() as con:
         results.record(con, context.run.run_id, as_of,
                        results.dbt_test_rows(invocation.run_results, invocation.manifest, stage))
 
@@ -167,7 +167,7 @@ def _image_md(title: str, png: bytes) -> str:
 def lifecycle_report(context: dg.AssetExecutionContext, ulm: UlmSettings):
     """Retention heatmap, lifecycle flow and KPI trend of this run, shown in the UI and saved
     as PNG files under WAREHOUSE/reports/."""
-    with duckdb.connect(str(ulm.work_db), read_only=True) as con:
+    with ulm.connect_work(read_only=True) as con:
         frames = {m: con.execute(f"select * from marts.{m}").df() for m in REPORT_MARTS}
     pictures = {
         "retention_heatmap": ("Weekly cohort retention",
@@ -204,6 +204,7 @@ def serving_database(context: dg.AssetExecutionContext, ulm: UlmSettings, config
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     pub = publish_serving(ulm.work_db, ulm.serving_db, as_of, context.run_id)
+    checkpoint_work(ulm.work_db)  # the run's small writes, left in the log, into the file
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(pub.path)),

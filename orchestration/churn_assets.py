@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -42,7 +41,7 @@ def _read_features(ulm: UlmSettings, scoring_only: bool = False,
     full training set is ~10M rows and would not fit in memory as a DataFrame, and
     train_models samples to max_training_rows anyway. Validation, test and scoring rows are
     read whole."""
-    with duckdb.connect(str(ulm.work_db), read_only=True) as con:
+    with ulm.connect_work(read_only=True) as con:
         if scoring_only:
             return con.execute(f"select * from {FEATURES_TABLE} where is_scoring_snapshot").df()
         where = ""
@@ -61,7 +60,7 @@ def _read_features(ulm: UlmSettings, scoring_only: bool = False,
 
 
 def _write_metrics(ulm: UlmSettings, rows: pd.DataFrame) -> None:
-    with duckdb.connect(str(ulm.work_db)) as con:
+    with ulm.connect_work() as con:
         con.execute(f"create table if not exists marts.churn_model_metrics ({METRICS_COLUMNS})")
         if not rows.empty:
             con.register("_rows", rows)
@@ -236,7 +235,7 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
         context.log.warning("no churn model in the registry yet: user_churn_scores is empty")
     drift = drift_rows.assign(as_of_date=pd.Timestamp(as_of).date(),
                               is_drifted=drift_rows["psi"].astype(float) > cfg.churn.psi_warning)
-    with duckdb.connect(str(ulm.work_db)) as con:
+    with ulm.connect_work() as con:
         replace_table(con, "marts.user_churn_scores", scores, SCORES_COLUMNS)
         replace_table(con, "marts.churn_feature_drift", drift, DRIFT_COLUMNS)
     seconds = (datetime.now(UTC) - started).total_seconds()
@@ -256,7 +255,7 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
 def churn_drift_check(ulm: UlmSettings) -> dg.AssetCheckResult:
     """Warns when a feature or the score drifted (PSI above churn.psi_warning)."""
     cfg = ulm.load_config()
-    with duckdb.connect(str(ulm.work_db), read_only=True) as con:
+    with ulm.connect_work(read_only=True) as con:
         rows = con.execute("select feature, psi from marts.churn_feature_drift "
                            "order by psi desc").fetchall()
     drifted = [(f, p) for f, p in rows if p > cfg.churn.psi_warning]

@@ -24,6 +24,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from orchestration.tables import connect_work
+
 log = logging.getLogger(__name__)
 
 IDENTIFIERS = ["user_id", "anonymous_id", "email", "phone"]
@@ -44,7 +46,8 @@ SOURCES = list(SOURCE_COLUMNS)
 # sources staged incrementally: their staging model reads raw.<source>__pending, the files it
 # has not staged yet (dbt_project/macros/incremental.sql)
 INCREMENTAL_SOURCES = {"events": "staging.stg_events__all", "orders": "staging.stg_orders__all",
-                       "customers": "staging.stg_customers__all"}
+                       "customers": "staging.stg_customers__all",
+                       "campaign_touches": "staging.stg_campaign_touches__all"}
 # columns holding nested JSON that must stay JSON text, not DuckDB's struct rendering
 JSON_COLUMNS = {"properties"}
 _FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".jsonl": "json",
@@ -356,7 +359,7 @@ def land(work_db: Path, raw_dir: Path, pii_key: str) -> dict[str, dict]:
     for path in skipped:
         log.warning("ignoring %s: not a CSV, Parquet or JSON Lines file (or hidden)", path)
     work_db.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(work_db)) as con:
+    with connect_work(work_db) as con:
         inventory = build_inventory(con, files)
         con.execute("CREATE SCHEMA IF NOT EXISTS raw")
         # the staged file versions that are gone, so staging deletes their rows without

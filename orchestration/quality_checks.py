@@ -97,7 +97,7 @@ def run_suite_check(context, ulm: UlmSettings, build: Callable) -> dg.AssetCheck
     cfg = ulm.load_config()
     as_of = run_as_of(context, cfg)
     docs = ulm.warehouse / "data_docs" if cfg.quality.data_docs else None
-    with duckdb.connect(str(ulm.work_db)) as con:
+    with ulm.connect_work() as con:
         suite = build(suite_params(con, cfg), con)
         result = runner.run_suite(con, suite, cfg.quality.max_rows_validated, docs,
                                   cfg.quality.data_docs_keep_runs)
@@ -190,7 +190,7 @@ def _schema_check(source: str):
     def _check(context: dg.AssetCheckExecutionContext, ulm: UlmSettings):
         cfg = ulm.load_config()
         as_of = run_as_of(context, cfg)
-        with duckdb.connect(str(ulm.work_db)) as con:
+        with ulm.connect_work() as con:
             files = con.execute("select path, format, columns from landing.file_inventory "
                                 "where source = ? order by path", [source]).fetchall()
             problems = [p for path, fmt, cols in files
@@ -228,7 +228,7 @@ def _volume_check(source: str):
                                    q.volume_min_daily_rows, q.volume_min_ratio,
                                    q.volume_max_ratio, q.freshness_max_lag_days,
                                    q.volume_severity)
-        with duckdb.connect(str(ulm.work_db)) as con:
+        with ulm.connect_work() as con:
             counts = volume.daily_counts(con, source, as_of, cfg.business_timezone,
                                          q.volume_history_days)
             rows = volume.judge(source, as_of, counts, rules)

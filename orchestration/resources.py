@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from orchestration.config import UlmConfig, load_config
+from orchestration.tables import connect_work
 
 
 class UlmSettings(dg.ConfigurableResource):
@@ -25,6 +26,10 @@ class UlmSettings(dg.ConfigurableResource):
     @property
     def work_db(self) -> Path:
         return self.warehouse / "work.duckdb"
+
+    def connect_work(self, read_only: bool = False):
+        """A connection to work.duckdb (see orchestration.tables.connect_work)."""
+        return connect_work(self.work_db, read_only=read_only)
 
     @property
     def serving_db(self) -> Path:

@@ -7,7 +7,6 @@ import datetime as dt
 import time
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -52,7 +51,7 @@ RATES_COLUMNS = {
 
 
 def _read(ulm: UlmSettings, sql: str) -> pd.DataFrame:
-    with duckdb.connect(str(ulm.work_db), read_only=True) as con:
+    with ulm.connect_work(read_only=True) as con:
         return con.execute(sql).df()
 
 
@@ -126,7 +125,7 @@ def user_clv(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDat
     out = out.rename(columns={"recency": "recency_days", "T": "tenure_days"})
     out["as_of_date"] = pd.Timestamp(as_of).date()
     params = params.assign(as_of_date=pd.Timestamp(as_of).date())
-    with duckdb.connect(str(ulm.work_db)) as con:
+    with ulm.connect_work() as con:
         replace_table(con, "marts.user_clv", out, USER_CLV_COLUMNS)
         replace_table(con, "marts.clv_model_params", params, PARAMS_COLUMNS)
     metadata["tiers"] = dg.MetadataValue.json(
@@ -143,7 +142,7 @@ def holdout_check_due(last_checked: dt.date | None, as_of: dt.date, every_days: 
 
 
 def _last_holdout_check(ulm: UlmSettings) -> dt.date | None:
-    with duckdb.connect(str(ulm.work_db), read_only=True) as con:
+    with ulm.connect_work(read_only=True) as con:
         exists = con.execute("select count(*) from information_schema.tables where "
                              "table_schema = 'marts' and table_name = 'clv_holdout_check'"
                              ).fetchone()[0]
@@ -172,12 +171,12 @@ def clv_holdout_check(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
                                    c.min_repeat_customers)
     except clv.ClvFitError as exc:
         context.log.warning(f"CLV holdout check skipped: {exc}")
-        with duckdb.connect(str(ulm.work_db)) as con:
+        with ulm.connect_work() as con:
             replace_table(con, "marts.clv_holdout_check", pd.DataFrame(), HOLDOUT_COLUMNS)
         return dg.MaterializeResult(metadata={"skipped": str(exc)})
     groups = result["by_frequency"].assign(as_of_date=pd.Timestamp(as_of).date(),
                                            cutoff_date=pd.Timestamp(result["cutoff_date"]).date())
-    with duckdb.connect(str(ulm.work_db)) as con:
+    with ulm.connect_work() as con:
         replace_table(con, "marts.clv_holdout_check", groups, HOLDOUT_COLUMNS)
     png = reports.clv_holdout_plot(result["by_frequency"], result["cutoff_date"],
                                    result["holdout_days"])
@@ -230,7 +229,7 @@ def winback_targets(context: dg.AssetExecutionContext, ulm: UlmSettings, config:
         {k: v.model_dump() for k, v in w.offers.items()}, w.channel_costs,
         w.prior_return_rate, w.prior_strength, w.include_high_risk, w.cooldown_days)
     day = pd.Timestamp(as_of).date()
-    with duckdb.connect(str(ulm.work_db)) as con:
+    with ulm.connect_work() as con:
         replace_table(con, "marts.winback_targets", chosen.assign(as_of_date=day),
                       TARGETS_COLUMNS)
         replace_table(con, "marts.winback_return_rates", rates.assign(as_of_date=day),

@@ -2,14 +2,15 @@
 
 One raw dir lives through a day of deliveries: the first build sees all but the last month
 and describes the day before it; then the last month arrives, a Parquet and a JSON Lines
-events file are redelivered under names that sort first (so earlier rows lose their
-first-delivery rank), one orders file is rewritten with fewer rows, one events file is
-withdrawn, and so is an early copy of another (whose original's rows become first
-deliveries again), and the second build describes the last day (the as-of date moves on, as
-on a daily run; the person-level models rebuild only the people whose data changed, and
-everyone else's lifecycle gains the month's days). The incremental build on top of the
-first must equal a full build of the final raw dir, table by table, in every dbt layer below
-the ML-joined dim_users (which is built from these, by the same SQL)."""
+events file, a CRM file and a campaign touches file are redelivered under names that sort
+first (so earlier rows lose their first-delivery rank), one orders file is rewritten with
+fewer rows, one events file is withdrawn, and so is an early copy of another (whose
+original's rows become first deliveries again), and the second build describes the last day
+(the as-of date moves on, as on a daily run; the person-level models rebuild only the people
+whose data changed, and everyone else's lifecycle gains the month's days). The incremental
+build on top of the first must equal a full build of the final raw dir, table by table, in
+every dbt layer below the ML-joined dim_users (which is built from these, by the same
+SQL)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from orchestration.generator import GeneratorSettings, generate
 from orchestration.landing import land
 
 SCHEMAS = ("staging", "intermediate", "marts")
+# the sources whose last month arrives with the day's deliveries
+HELD_SOURCES = ("events", "orders", "customers", "campaign_touches")
 
 
 def build(raw: Path, warehouse: Path, as_of: str, pii_key: str = TEST_PII_KEY,
@@ -215,7 +218,7 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     generate(tmp_path / "gen", settings)
     raw, held = tmp_path / "gen" / "raw", tmp_path / "held"
     last_month = "month=" + settings.end_date[:7]
-    for source in ("events", "orders", "customers"):
+    for source in HELD_SOURCES:
         shutil.move(raw / source / last_month, held / source / last_month)
 
     # an early copy of a file: staged first (its name sorts first), so the original's rows
@@ -235,10 +238,13 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     staged_before = count(inc / "work.duckdb", "select count(*) from staging.stg_events__all")
 
     # the day's deliveries
-    for source in ("events", "orders", "customers"):
+    for source in HELD_SOURCES:
         shutil.move(held / source / last_month, raw / source / last_month)
     crm = raw / "customers" / first_month / "crm-c0000-0.csv"
     shutil.copy(crm, crm.with_name("0-redelivered.csv"))  # sorts first: its rows rank first
+    touches = sorted((raw / "campaign_touches").glob("*/*"))[0]
+    redelivered_touches = touches.with_name("0-redelivered" + "".join(touches.suffixes))
+    shutil.copy(touches, redelivered_touches)
     for name, copy in (("app-web-c0000.parquet", "0-redelivered.parquet"),
                        ("mini-c0000.jsonl", "0-redelivered.jsonl")):
         shutil.copy(raw / "events" / first_month / name, raw / "events" / first_month / copy)
@@ -252,6 +258,7 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
 
     log = build(raw, inc, settings.end_date)
     assert "incremental model staging.stg_events__all" in log
+    assert "incremental model staging.stg_campaign_touches__all" in log
     # the identity graph relabelled only the components the day touched
     relabelled, identifiers = map(int, re.search(
         r"identity graph: relabelling (\d+) of (\d+) identifiers", log).groups())
@@ -300,6 +307,10 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
                        "'%0-redelivered.csv' and delivery_rank = 1") > 0
     assert count(work, "select count(*) from staging.stg_customers__all where _file = "
                        f"'{crm}' and delivery_rank = 2") > 0
+    assert count(work, "select count(*) from staging.stg_campaign_touches__all where _file = "
+                       f"'{redelivered_touches}' and delivery_rank = 1") > 0
+    assert count(work, "select count(*) from staging.stg_campaign_touches__all where _file = "
+                       f"'{touches}' and delivery_rank = 2") > 0
     assert count(work, "select count(*) from staging.stg_orders__all where _file = "
                        f"'{rewritten}'") == 5
     assert count(work, "select count(*) from staging.stg_events__all where _file = "

@@ -16,7 +16,8 @@ final as (
         anonymous_id,
         email_hash,
         phone_hash,
-        _file
+        _file,
+        _staging_run
     from touches
     where reject_reason is null and delivery_rank = 1
 )

@@ -327,9 +327,17 @@
                     select changed.user_key from {{ ref('int_changed_people') }} as changed
                     where changed.all_events
                 )
-                or event_id in (
-                    select unseen.event_id
-                    from ({{ unseen_staged_events(ref('stg_events'), 'event_id') }}) as unseen
+                or (
+                    -- by the ids' hashes first (key_hash): only the rows they match have
+                    -- their ids compared
+                    _event_key in (
+                        select unseen._event_key
+                        from ({{ unseen_staged_events(ref('stg_events'), '_event_key') }}) as unseen
+                    )
+                    and event_id in (
+                        select unseen.event_id
+                        from ({{ unseen_staged_events(ref('stg_events'), 'event_id') }}) as unseen
+                    )
                 )
         {%- endif -%}
     {%- else -%}
@@ -505,8 +513,9 @@
 {%- endmacro %}
 
 {#- int_events: the rows of the people whose every event was rebuilt and the rows of the
-    unseen events (by their lineage), and every row sharing their event ids. Asked while
-    the test is compiled: the chain's state, which says what is unseen, exists only when the
+    unseen events (by their lineage), and every row sharing their event ids' hashes (a few
+    more rows than that when another id shares one; key_hash). Asked while the test is
+    compiled: the chain's state, which says what is unseen, exists only when the
     list is this build's and not everyone. -#}
 {% macro rebuilt_event_rows_filter(relation) -%}
     {%- set list = intermediate_relation('int_changed_people') -%}
@@ -516,13 +525,13 @@
         {%- if list_relation_says_everyone(list) -%}
             true
         {%- else -%}
-            event_id in (
-                select rewritten.event_id from {{ relation }} as rewritten
+            _event_key in (
+                select rewritten._event_key from {{ relation }} as rewritten
                 where rewritten.user_key in (
                     select changed.user_key from {{ list }} as changed where changed.all_events
                 )
                 union all
-                select unseen.event_id from ({{ unseen_staged_events(relation, 'event_id') }}) as unseen
+                select unseen._event_key from ({{ unseen_staged_events(relation, '_event_key') }}) as unseen
             )
         {%- endif -%}
     {%- endif -%}

@@ -9,8 +9,9 @@
         new files touch, over the old and the new rows together (`with_earlier_rows`; the
         model's unique_key is that key, so delete+insert swaps all its rows);
       * anything that changes how every row is typed or hashed (the PII key, time zone,
-        currency, phone country code, future tolerance) is in `_staging_fingerprint`: when it
-        differs from the stored rows, every file is staged again.
+        currency, phone country code, future tolerance, the engine's key hash) is in
+        `_staging_fingerprint`: when it differs from the stored rows, every file is staged
+        again.
     `dbt build --full-refresh` (ulm run --full-refresh) rebuilds from every file. -#}
 
 {% macro staging_fingerprint() -%}
@@ -18,6 +19,9 @@
         (select md5(pii_key.key) from {{ source('landing', 'pii_key') }} as pii_key)
         || '|{{ var("source_timezone") }}|{{ var("currency") }}'
         || '|{{ var("default_phone_country_code") }}|{{ var("quality_future_tolerance_hours") }}'
+        {#- the engine's key hashes (see key_hash): stored rows hashed by another version of
+            it are staged again -#}
+        || '|' || cast({{ key_hash("'ulm'") }} as {{ dbt.type_string() }})
     )
 {%- endmacro %}
 

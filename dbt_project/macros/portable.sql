@@ -213,3 +213,20 @@
 {% macro spark__bit_is_set(mask, n) -%}
     (shiftright({{ mask }}, {{ n }}) & 1) = 1
 {%- endmacro %}
+
+{#- A 64-bit hash of a key (null for a null key), stored beside a long text key so that the
+    daily lookups of a few hundred thousand new keys among 100M stored rows probe integers
+    instead of strings (0.3 s against 2.3 s a lookup at the large benchmark). Equal keys
+    hash equally; two different keys may (very rarely) too, so every lookup by it either
+    tolerates an extra row or checks the key itself. DuckDB's hash() may change between
+    versions: the staging fingerprint holds a sample of it (staging_fingerprint), so stored
+    hashes from another version make every file staged again. -#}
+{% macro key_hash(expr) -%}
+    {{ return(adapter.dispatch('key_hash')(expr)) }}
+{%- endmacro %}
+{% macro default__key_hash(expr) -%}
+    case when {{ expr }} is not null then hash({{ expr }}) end
+{%- endmacro %}
+{% macro spark__key_hash(expr) -%}
+    case when {{ expr }} is not null then xxhash64({{ expr }}) end
+{%- endmacro %}

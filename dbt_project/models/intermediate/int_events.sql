@@ -20,6 +20,7 @@ final as (
     select
         tuples.user_key,
         events.event_id,
+        events._event_key,
         events.event_type,
         events.occurred_at,
         {{ business_date('events.occurred_at') }} as event_date,

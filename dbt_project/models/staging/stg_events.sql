@@ -9,6 +9,7 @@ with events as (
 final as (
     select
         event_id,
+        _event_key,
         event_type,
         occurred_at,
         channel,

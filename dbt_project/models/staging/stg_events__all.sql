@@ -2,11 +2,16 @@
     redeliveries of the same event_id. stg_events and the quarantine read this. -#}
 {#- incremental by file on DuckDB; a plain table where delete+insert is not available
     (Spark without Delta: use Delta's merge there for incremental runs) -#}
+{#- unique_key: the id's 64-bit hash (key_hash): the day's ids are looked up among every
+    staged row twice (earlier deliveries, then the delete), by integers instead of strings.
+    Another id with the same hash is only rewritten unchanged: it is read as an earlier row,
+    ranked among the rows of its own id, deleted and inserted again. -#}
 {{
     config(
         materialized=("incremental" if target.type == "duckdb" else "table"),
         incremental_strategy="delete+insert",
-        unique_key="event_id",
+        unique_key="_event_key",
+        on_schema_change="append_new_columns",
         pre_hook="{{ unstage_changed_files('events') }}",
         post_hook=[
             "{{ note_unranked_run('events') }}",
@@ -56,6 +61,7 @@ typed as (
 checked as (
     select
         *,
+        {{ key_hash('event_id') }} as _event_key,
         case
             when _parse_error is not null then 'unparseable_json_line'
             when event_id is null then 'missing_event_id'
@@ -71,11 +77,12 @@ checked as (
 ),
 
 ranked_input as (
-    {{ with_earlier_rows('checked', 'event_id', ['delivery_rank', '_staging_run'], restage) }}
+    {{ with_earlier_rows('checked', '_event_key', ['delivery_rank', '_staging_run'], restage) }}
 )
 
 select
     event_id,
+    _event_key,
     order_id,
     user_id,
     anonymous_id,

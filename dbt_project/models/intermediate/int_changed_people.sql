@@ -61,7 +61,7 @@
             where current_lineage._file is null
             union all
         {%- endif %}
-        -- by the ids' hashes (key_hash; 3.7 -> 0.4 s at the large benchmark): another event
+        -- by the ids' hashes (key_hash; 3.7 -> 0.7 s at the large benchmark): another event
         -- with the same hash only adds its person to the list
         select
             built.user_key,

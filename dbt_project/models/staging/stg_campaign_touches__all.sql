@@ -1,7 +1,8 @@
 {#- Every raw campaign touch, typed, with the rule it breaks (if any); a repeated touch_id is
     a redelivery. -#}
-{#- incremental by file on DuckDB (rebuilding every touch each day cost 2.5 s, and its GX
-    suite 4.4 s validating a sample of every row, at the large benchmark); a plain table where
+{#- incremental by file on DuckDB (rebuilding every touch each day cost 2.3-2.5 s at the
+    large benchmark, and its GX suite, validating a sample of every row, 3.0-4.4 s with the
+    GX import the run's first suite pays); a plain table where
     delete+insert is not available (Spark without Delta: use Delta's merge there for
     incremental runs). An older table gains `_staging_run` and the fingerprint (it is staged
     again: see restage_all). -#}

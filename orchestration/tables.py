@@ -9,7 +9,7 @@ import pandas as pd
 def connect_work(work_db: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection to the working database. A writer does not checkpoint when it closes:
     a checkpoint of a large database costs ~0.2 s however little was written (0.21-0.27 s
-    after a one-row insert into the 12 GB database of 100M events, measured; a run has 35-odd
+    after a one-row insert into the 12 GB database of 100M events, measured; a run has about 40
     such writers, the checks' results among them).
     The writes stay in the write-ahead log, durable, until a checkpoint folds them in: DuckDB's
     own once the log passes its threshold (a large write skips the log), dbt's next build,

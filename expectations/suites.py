@@ -108,13 +108,14 @@ def timestamp(column, p: SuiteParams) -> list[Expectation]:
     return rules
 
 
-def _staging_frame(source: str, p: SuiteParams) -> dict[str, str]:
+def _staging_frame(source: str, p: SuiteParams,
+                   identifiers: tuple[str, ...] = IDENTIFIERS) -> dict[str, str]:
     """The sql (and its scope) of a staging suite: every row, or the rows of the newest
-    staging build where the source's builds stamp their rows."""
-    has_id = " or ".join(f"{c} is not null" for c in IDENTIFIERS
-                         if not (source in ("privacy_requests", "customers")
-                                 and c == "anonymous_id"))
-    sql = f"select *, ({has_id}) as has_identifier from staging.stg_{source}"
+    staging build where the source's builds stamp their rows; with `has_identifier` (any
+    of the source's `identifiers` set) when it has some."""
+    has_id = " or ".join(f"{c} is not null" for c in identifiers)
+    extra = f", ({has_id}) as has_identifier" if identifiers else ""
+    sql = f"select *{extra} from staging.stg_{source}"
     run = p.staging_runs.get(source)
     if run is None:
         return {"sql": sql}
@@ -148,7 +149,7 @@ def staging_suites(p: SuiteParams) -> list[Suite]:
         in_set("marketing_consent", [True, False], WARN),
         between("birth_year", low=1900, high=(p.latest_timestamp.year if p.latest_timestamp
                                               else 2100), severity=WARN),
-    ], **_staging_frame("customers", p))
+    ], **_staging_frame("customers", p, identifiers=()))  # a profile is its user_id
     touches = Suite("stg_campaign_touches", "staging.stg_campaign_touches", "staging", [
         *exists(["touch_id", "campaign_id", "sent_at", "touch_group", "cost"]),
         not_null("touch_id"), unique("touch_id"), not_null("campaign_id"),
@@ -161,7 +162,8 @@ def staging_suites(p: SuiteParams) -> list[Suite]:
         not_null("request_id"), unique("request_id"),
         in_set("request_type", ["delete", "withdraw_consent"]), *timestamp("requested_at", p),
         always_true("has_identifier"),
-    ], **_staging_frame("privacy_requests", p))
+    ], **_staging_frame("privacy_requests", p,
+                        identifiers=tuple(c for c in IDENTIFIERS if c != "anonymous_id")))
     return [events, orders, customers, touches, privacy]
 
 

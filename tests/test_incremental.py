@@ -216,6 +216,25 @@ def count(db: Path, sql: str) -> int:
     return query(db, sql)[0]
 
 
+SNAPSHOTS = {
+    "tuples": ("int_identity_tuples", "tuple_key, user_key"),
+    "orders": ("int_orders", "order_id, user_key, order_date, status, channel, revenue"),
+}
+
+
+def assert_snapshots_current(db: Path) -> None:
+    """After a daily build the chain's snapshots equal the tables they snapshot (the build
+    applies the day's differences to them instead of copying the tables), and no table of
+    differences is left."""
+    for part, (model, columns) in SNAPSHOTS.items():
+        for a, b in ((f"intermediate.{model}", f"intermediate.int_person_chain_{part}"),
+                     (f"intermediate.int_person_chain_{part}", f"intermediate.{model}")):
+            assert count(db, f"select count(*) from (select {columns} from {a} "
+                             f"except all select {columns} from {b})") == 0, (part, a)
+    assert count(db, "select count(*) from information_schema.tables "
+                     "where table_name like 'int_person_chain_%_differences'") == 0
+
+
 def test_incremental_staging_equals_a_full_refresh(tmp_path):
     settings = GeneratorSettings(users=300, days=60, seed=3, chunk_users=150)
     generate(tmp_path / "gen", settings)
@@ -277,6 +296,8 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     # file, and only the new events of the others
     assert 0 < count(inc / "work.duckdb", "select count(*) from intermediate.int_changed_people "
                                           "where all_events") < changed
+    # a month of new orders and identifiers: the snapshots gained them
+    assert_snapshots_current(inc / "work.duckdb")
     # the staging builds the chain has seen (taken from the log of builds) hold every
     # staged row's build
     assert count(inc / "work.duckdb", "select count(*) from (select distinct _staging_run "
@@ -502,6 +523,7 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     # no staged row left (a redelivery rewrites rows, it removes none): the chain did not
     # look for built rows whose staged row is gone, and still equals a full refresh
     assert "int_changed_people: no unseen staging build removed rows" in log
+    assert_snapshots_current(inc / "work.duckdb")
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
     work = inc / "work.duckdb"

@@ -372,6 +372,31 @@
     (select built_state.as_of_date from {{ chain_state('state') }} as built_state)
 {%- endmacro %}
 
+{#- The same, as a constant asked while the SQL is compiled, so that DuckDB skips the row
+    groups of other days by their min/max (a subquery reads every row's day); the subquery
+    where there is no state yet. -#}
+{% macro chain_built_as_of_constant() -%}
+    {%- set found = run_query("select cast(as_of_date as varchar) from " ~ chain_state('state')).columns[0].values()
+        if execute and adapter.get_relation(target.database, 'intermediate', 'int_person_chain_state') is not none
+        else [] -%}
+    {%- if found | length == 1 and found[0] is not none -%}
+        date '{{ found[0] }}'
+    {%- else -%}
+        {{ chain_built_as_of() }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The rows of `relation` on the days after the chain's last build, and every row of the
+    people in `list`: two reads, one skipping row groups by the day, one semi-join (an OR
+    of both probed every row: 3.2 -> 1.6 s at 236M person-days). -#}
+{% macro new_days_and_people_rows(relation, day_column, list) -%}
+    {%- set after = day_column ~ ' > ' ~ chain_built_as_of_constant() -%}
+    select * from {{ relation }} where {{ after }}
+    union all
+    select * from {{ relation }}
+    where not ({{ after }}) and user_key in (select changed.user_key from {{ list }} as changed)
+{%- endmacro %}
+
 {#- Post-hook of int_events: the chain is part built until user_lifecycle_history says
     otherwise; the last complete build's as-of date stays (the stage models expand the days
     after it). -#}
@@ -399,6 +424,65 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Pre-hook of int_changed_people on a daily run: the rows of int_identity_tuples and
+    int_orders that differ from the snapshots of the chain's last complete build (new, gone,
+    or another person or value). int_changed_people reads them, and the end of the chain
+    applies them to the snapshots instead of copying both tables again (5M rows each at the
+    large benchmark: ~4 s a day). A build that rebuilds everyone copies both tables and
+    drops any differences a stopped build left. -#}
+{% macro chain_snapshot_differences() -%}
+    {%- if target.type == 'duckdb' and execute and not chain_rebuild_reason() -%}
+        create or replace table {{ chain_state('tuples_differences') }} as
+        select
+            coalesce(tuples.tuple_key, built.tuple_key) as tuple_key,
+            tuples.user_key,
+            built.user_key as built_user_key,
+            tuples.tuple_key is not null as is_current,
+            built.tuple_key is not null as was_built
+        from {{ ref('int_identity_tuples') }} as tuples
+        full outer join {{ chain_state('tuples') }} as built on tuples.tuple_key = built.tuple_key
+        where
+            tuples.tuple_key is null
+            or built.tuple_key is null
+            or tuples.user_key is distinct from built.user_key;
+        create or replace table {{ chain_state('orders_differences') }} as
+        select
+            coalesce(orders.order_id, built.order_id) as order_id,
+            orders.user_key,
+            orders.order_date,
+            orders.status,
+            orders.channel,
+            orders.revenue,
+            built.user_key as built_user_key,
+            orders.order_id is not null as is_current
+        from {{ ref('int_orders') }} as orders
+        full outer join {{ chain_state('orders') }} as built on orders.order_id = built.order_id
+        where
+            orders.order_id is null
+            or built.order_id is null
+            or orders.user_key is distinct from built.user_key
+            or orders.order_date is distinct from built.order_date
+            or orders.status is distinct from built.status
+            or orders.channel is distinct from built.channel
+            or orders.revenue is distinct from built.revenue
+    {%- elif target.type == 'duckdb' -%}
+        drop table if exists {{ chain_state('tuples_differences') }};
+        drop table if exists {{ chain_state('orders_differences') }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The snapshot `part` (tuples, orders) brought up to date: its differing rows replaced by
+    the current ones (see chain_snapshot_differences); the differences are dropped. -#}
+{% macro apply_snapshot_differences(part, key, columns) -%}
+    delete from {{ chain_state(part) }}
+    where {{ key }} in (select changed.{{ key }} from {{ chain_state(part ~ '_differences') }} as changed);
+    insert into {{ chain_state(part) }} ({{ columns | join(', ') }})
+    select {{ columns | join(', ') }} from {{ chain_state(part ~ '_differences') }} where is_current;
+    drop table {{ chain_state(part ~ '_differences') }};
+{%- endmacro %}
+
 {#- Post-hooks of int_person_day_activity: the snapshots the next run compares with. -#}
 {% macro chain_activity_built() -%}
     {%- if target.type == 'duckdb' -%}
@@ -415,10 +499,17 @@
         create or replace table {{ chain_state('runs') }} as
         select distinct _staging_run from {{ ref('stg_events') }};
         {%- endif %}
+        {%- if is_incremental() and not everyone_changed() %}
+        -- the list is this build's and not everyone: int_changed_people's pre-hook compared
+        -- the snapshots with the tables in this build
+        {{ apply_snapshot_differences('tuples', 'tuple_key', ['tuple_key', 'user_key']) }}
+        {{ apply_snapshot_differences('orders', 'order_id', ['order_id', 'user_key', 'order_date', 'status', 'channel', 'revenue']) }}
+        {%- else %}
         create or replace table {{ chain_state('tuples') }} as
         select tuple_key, user_key from {{ ref('int_identity_tuples') }};
         create or replace table {{ chain_state('orders') }} as
         select order_id, user_key, order_date, status, channel, revenue from {{ ref('int_orders') }};
+        {%- endif %}
         update {{ chain_state('state') }}
         set activity_built_by = '{{ invocation_id }}'
     {%- else -%}
@@ -492,33 +583,30 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- `where` of the key tests on the chain's largest tables: on a daily run, the rows this
+{#- What the key tests on the chain's largest tables read: on a daily run, the rows this
     build rewrote and every row sharing a key with them; everything on a full build, or when
-    the list of changed people is not this build's. The rows left out were tested when they
-    were written and have not changed since. A test asks for it with a `where` of
-    `__rebuilt_stage_rows__`, `__rebuilt_activity_rows__` or `__rebuilt_event_rows__` (test
-    configs cannot call macros; get_where_subquery below replaces them). The chain's state
+    the list of changed people is missing, not this build's or says everyone. The rows left
+    out were tested when they were written and have not changed since. A test asks for it
+    with a `where` of `__rebuilt_stage_rows__`, `__rebuilt_activity_rows__` or
+    `__rebuilt_event_rows__` (test configs cannot call macros; get_where_subquery below
+    replaces them). The chain's state
     still describes its last complete build when these tests run (before
     user_lifecycle_history).
     int_person_day_stage and int_person_stage_anchors (key: person, day): a changed person's
     rows, and the days after the last build (an anchor kept for someone else is only
     extended: its key does not change). int_person_day_activity (key: person, day): the rows
     of the people int_changed_people lists, the only ones it rewrites. -#}
-{% macro rebuilt_person_rows_filter(list_name, day_column=none) -%}
-    {%- if target.type != 'duckdb' -%}
-        true
+{% macro rebuilt_person_rows(relation, list_name, day_column=none) -%}
+    {%- set list = intermediate_relation(list_name) -%}
+    {%- if target.type != 'duckdb' or not execute
+        or adapter.get_relation(target.database, 'intermediate', list_name) is none
+        or list_relation_says_everyone(list) -%}
+        {{ return(relation) }}
+    {%- elif day_column -%}
+        {{ return('(' ~ new_days_and_people_rows(relation, day_column, list) ~ ') dbt_subquery') }}
     {%- else -%}
-        {%- set list = intermediate_relation(list_name) -%}
-        (
-            exists (select 1 from {{ list }} as changed where changed.user_key is null)
-            or not exists (
-                select 1 from {{ list }} as changed where changed.built_by = '{{ invocation_id }}'
-            )
-            or user_key in (select changed.user_key from {{ list }} as changed)
-            {%- if day_column %}
-                or {{ day_column }} > {{ chain_built_as_of() }}
-            {%- endif %}
-        )
+        {{ return('(select * from ' ~ relation ~ ' where user_key in (select changed.user_key from '
+                  ~ list ~ ' as changed)) dbt_subquery') }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -555,9 +643,9 @@
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}
     {%- if where == '__rebuilt_stage_rows__' -%}
-        {%- set where = rebuilt_person_rows_filter('int_stage_changed_people', 'day') -%}
+        {{ return(rebuilt_person_rows(relation, 'int_stage_changed_people', 'day')) }}
     {%- elif where == '__rebuilt_activity_rows__' -%}
-        {%- set where = rebuilt_person_rows_filter('int_changed_people') -%}
+        {{ return(rebuilt_person_rows(relation, 'int_changed_people')) }}
     {%- elif where == '__newly_staged_event_rows__' -%}
         {%- set where = newly_staged_rows_filter(relation) -%}
     {%- elif where == '__rebuilt_event_rows__' -%}

@@ -4,6 +4,7 @@
     (`all_events`: a changed identity, an erasure, a built row whose staged row is gone) or
     only their new ones; one row with no person when everyone is rebuilt. Run bookkeeping:
     `built_by` is the dbt invocation. -#}
+{{ config(pre_hook="{{ chain_snapshot_differences() }}") }}
 -- what the comparison reads (dbt sees these while parsing, when the branch below is not
 -- rendered)
 -- depends_on: {{ ref('stg_events') }}
@@ -74,42 +75,22 @@
         select * from {{ ref('int_identity_tuples') }}
     ),
 
-    built_tuples as (
-        select * from {{ chain_state('tuples') }}
-    ),
-
-    -- a combination of identifiers that now belongs to another person, or to nobody
+    -- a combination of identifiers that now belongs to another person, or to nobody (the
+    -- differences from the snapshots: the pre-hook)
     tuple_changes as (
         select
-            built_tuples.user_key as built_user_key,
-            tuples.user_key
-        from built_tuples
-        left join tuples on built_tuples.tuple_key = tuples.tuple_key
-        where tuples.user_key is distinct from built_tuples.user_key
+            built_user_key,
+            user_key
+        from {{ chain_state('tuples_differences') }}
+        where was_built
     ),
 
-    orders as (
-        select * from {{ ref('int_orders') }}
-    ),
-
-    built_orders as (
-        select * from {{ chain_state('orders') }}
-    ),
-
+    -- an order new, gone, or changed
     order_changes as (
         select
-            orders.user_key,
-            built_orders.user_key as built_user_key
-        from orders
-        full outer join built_orders on orders.order_id = built_orders.order_id
-        where
-            orders.order_id is null
-            or built_orders.order_id is null
-            or orders.user_key is distinct from built_orders.user_key
-            or orders.order_date is distinct from built_orders.order_date
-            or orders.status is distinct from built_orders.status
-            or orders.channel is distinct from built_orders.channel
-            or orders.revenue is distinct from built_orders.revenue
+            user_key,
+            built_user_key
+        from {{ chain_state('orders_differences') }}
     ),
 
     -- all_events: every event of the person is rebuilt, not only the new ones (their

@@ -18,13 +18,10 @@
 {%- set only_new_days = target.type == 'duckdb' and is_incremental()
     and not everyone_changed('int_stage_changed_people') %}
 with stages as (
-    select * from {{ ref('int_person_day_stage') }}
     {%- if only_new_days %}
-        where
-            day > {{ chain_built_as_of() }}
-            or user_key in (
-                select changed.user_key from {{ ref('int_stage_changed_people') }} as changed
-            )
+        {{ new_days_and_people_rows(ref('int_person_day_stage'), 'day', ref('int_stage_changed_people')) }}
+    {%- else %}
+        select * from {{ ref('int_person_day_stage') }}
     {%- endif %}
 ),
 

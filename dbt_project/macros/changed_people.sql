@@ -322,6 +322,9 @@
     {%- if target.type == 'duckdb' and is_incremental() -%}
         delete from {{ this }}
         {%- if not everyone_changed() %}
+            {%- set unseen_event_keys -%}
+                select unseen._event_key from ({{ unseen_staged_events(ref('stg_events'), '_event_key') }}) as unseen
+            {%- endset %}
             -- the rows by their row ids, gathered in two reads: a condition with OR read
             -- every row's ids (2.1 s at the large benchmark; 0.7 s so, measured)
             where rowid in (
@@ -339,10 +342,7 @@
                         rowid as row_id,
                         event_id
                     from {{ this }}
-                    where _event_key in (
-                        select unseen._event_key
-                        from ({{ unseen_staged_events(ref('stg_events'), '_event_key') }}) as unseen
-                    )
+                    where {{ rows_by_key(this, '_event_key', unseen_event_keys) }}
                 ) as matched
                 where matched.event_id in (
                     select unseen.event_id
@@ -623,14 +623,16 @@
         {%- if list_relation_says_everyone(list) -%}
             true
         {%- else -%}
-            _event_key in (
+            {%- set keys -%}
                 select rewritten._event_key from {{ relation }} as rewritten
                 where rewritten.user_key in (
                     select changed.user_key from {{ list }} as changed where changed.all_events
                 )
                 union all
                 select unseen._event_key from ({{ unseen_staged_events(relation, '_event_key') }}) as unseen
-            )
+            {%- endset -%}
+            {#- by row id: few rows match -#}
+            {{ rows_by_key(relation, '_event_key', keys) }}
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
@@ -646,7 +648,7 @@
         {{ return(rebuilt_person_rows(relation, 'int_stage_changed_people', 'day')) }}
     {%- elif where == '__rebuilt_activity_rows__' -%}
         {{ return(rebuilt_person_rows(relation, 'int_changed_people')) }}
-    {%- elif where == '__newly_staged_event_rows__' -%}
+    {%- elif where == '__newly_staged_rows__' -%}
         {%- set where = newly_staged_rows_filter(relation) -%}
     {%- elif where == '__rebuilt_event_rows__' -%}
         {%- set where = rebuilt_event_rows_filter(relation) -%}

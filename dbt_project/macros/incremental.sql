@@ -124,17 +124,21 @@
             | reject('in', computed_columns) | join(', ') -%}
         select {{ columns }} from {{ new_rows }}
         union all
-        -- the stored rows by their row ids, found by the key column alone: a semi-join on
-        -- the key made every row the scan's filter could not rule out fetch every column
-        -- (339k of 100M events on the benchmark's next day, none of them a match: 3.9 ->
-        -- 0.9 s)
+        -- by row id (rows_by_key): the semi-join on the key fetched every column of 339k
+        -- of 100M events on the benchmark's next day, none of them a match (3.9 -> 0.9 s)
         select {{ columns }}
         from {{ this }}
-        where rowid in (
-            select earlier.rowid from {{ this }} as earlier
-            where earlier.{{ key }} in (select new_rows.{{ key }} from {{ new_rows }} as new_rows)
-        )
+        where {{ rows_by_key(this, key, 'select new_rows.' ~ key ~ ' from ' ~ new_rows ~ ' as new_rows') }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- `where` of the rows of `relation` whose `key` is among `keys` (a query), by their row ids
+    found by a scan of the key column alone (DuckDB). Where few rows match, this costs far
+    less than the semi-join on the key itself, which makes every row the scan's filter cannot
+    rule out fetch the other columns read; where many match (a tenth of the table), fetching
+    by row id costs more. -#}
+{% macro rows_by_key(relation, key, keys) -%}
+    rowid in (select keyed.rowid from {{ relation }} as keyed where keyed.{{ key }} in ({{ keys }}))
 {%- endmacro %}
 
 {#- Which dbt invocation wrote a row: the rows a build inserted are the ones its post-hook
@@ -288,13 +292,14 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- `where` of the uniqueness test of stg_events on a daily run: the rows of the keys this
-    staging build wrote or re-ranked, which are the rows carrying its invocation as
-    `_staging_run` (it stamps every row of a key it touches; see rank_redeliveries), so the
-    test reads that narrow column instead of probing every key (6.9 s at 100M events). The
-    rows of other keys were tested when staged and have not changed. A full build stamps
-    every row, so it tests every row; a test run on its own (no row of its invocation)
-    tests every row too. -#}
+{#- `where` of the key and not-null tests of stg_events and stg_orders on a daily run (a
+    `where` of `__newly_staged_rows__`): the rows of the keys this staging build wrote or
+    re-ranked, which are the rows carrying its invocation as `_staging_run` (it stamps every
+    row of a key it touches; see rank_redeliveries and with_earlier_rows), so a test reads
+    that narrow column instead of probing every key (6.9 s at 100M events for the key; the
+    not-null tests of stg_events read 100M rows each, 1-2 s). The rows of other keys were
+    tested when staged and have not changed. A full build stamps every row, so it tests
+    every row; a test run on its own (no row of its invocation) tests every row too. -#}
 {% macro newly_staged_rows_filter(relation) -%}
     {%- if target.type != 'duckdb' or not execute -%}
         true

@@ -68,7 +68,8 @@
             built.user_key,
             false as all_events
         from {{ this.database }}.{{ this.schema }}.int_events as built
-        where built._event_key in (select unseen_events._event_key from unseen_events)
+        where {{ rows_by_key(this.database ~ '.' ~ this.schema ~ '.int_events', '_event_key',
+                             'select unseen_events._event_key from unseen_events') }}
     ),
 
     tuples as (

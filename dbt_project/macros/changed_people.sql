@@ -424,6 +424,14 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The snapshots the chain compares with: the model, its key, the columns compared. -#}
+{% macro chain_snapshots() -%}
+    {{ return({
+        'tuples': ('int_identity_tuples', 'tuple_key', ['user_key']),
+        'orders': ('int_orders', 'order_id', ['user_key', 'order_date', 'status', 'channel', 'revenue']),
+    }) }}
+{%- endmacro %}
+
 {#- Pre-hook of int_changed_people on a daily run: the rows of int_identity_tuples and
     int_orders that differ from the snapshots of the chain's last complete build (new, gone,
     or another person or value). int_changed_people reads them, and the end of the chain
@@ -432,54 +440,43 @@
     drops any differences a stopped build left. -#}
 {% macro chain_snapshot_differences() -%}
     {%- if target.type == 'duckdb' and execute and not chain_rebuild_reason() -%}
-        create or replace table {{ chain_state('tuples_differences') }} as
+        {%- for part, spec in chain_snapshots().items() %}
+            {%- set model, key, columns = spec %}
+        create or replace table {{ chain_state(part ~ '_differences') }} as
         select
-            coalesce(tuples.tuple_key, built.tuple_key) as tuple_key,
-            tuples.user_key,
+            coalesce(current_rows.{{ key }}, built.{{ key }}) as {{ key }},
+            {%- for column in columns %}
+            current_rows.{{ column }},
+            {%- endfor %}
             built.user_key as built_user_key,
-            tuples.tuple_key is not null as is_current,
-            built.tuple_key is not null as was_built
-        from {{ ref('int_identity_tuples') }} as tuples
-        full outer join {{ chain_state('tuples') }} as built on tuples.tuple_key = built.tuple_key
+            current_rows.{{ key }} is not null as is_current,
+            built.{{ key }} is not null as was_built
+        from {{ ref(model) }} as current_rows
+        full outer join {{ chain_state(part) }} as built on current_rows.{{ key }} = built.{{ key }}
         where
-            tuples.tuple_key is null
-            or built.tuple_key is null
-            or tuples.user_key is distinct from built.user_key;
-        create or replace table {{ chain_state('orders_differences') }} as
-        select
-            coalesce(orders.order_id, built.order_id) as order_id,
-            orders.user_key,
-            orders.order_date,
-            orders.status,
-            orders.channel,
-            orders.revenue,
-            built.user_key as built_user_key,
-            orders.order_id is not null as is_current
-        from {{ ref('int_orders') }} as orders
-        full outer join {{ chain_state('orders') }} as built on orders.order_id = built.order_id
-        where
-            orders.order_id is null
-            or built.order_id is null
-            or orders.user_key is distinct from built.user_key
-            or orders.order_date is distinct from built.order_date
-            or orders.status is distinct from built.status
-            or orders.channel is distinct from built.channel
-            or orders.revenue is distinct from built.revenue
+            current_rows.{{ key }} is null
+            or built.{{ key }} is null
+            {%- for column in columns %}
+            or current_rows.{{ column }} is distinct from built.{{ column }}
+            {%- endfor %};
+        {%- endfor %}
     {%- elif target.type == 'duckdb' -%}
-        drop table if exists {{ chain_state('tuples_differences') }};
-        drop table if exists {{ chain_state('orders_differences') }}
+        {%- for part in chain_snapshots() %}
+        drop table if exists {{ chain_state(part ~ '_differences') }};
+        {%- endfor %}
     {%- else -%}
         select 1
     {%- endif -%}
 {%- endmacro %}
 
-{#- The snapshot `part` (tuples, orders) brought up to date: its differing rows replaced by
-    the current ones (see chain_snapshot_differences); the differences are dropped. -#}
-{% macro apply_snapshot_differences(part, key, columns) -%}
+{#- The snapshot `part` brought up to date: its differing rows replaced by the current ones
+    (see chain_snapshot_differences); the differences are dropped. -#}
+{% macro apply_snapshot_differences(part) -%}
+    {%- set model, key, columns = chain_snapshots()[part] -%}
     delete from {{ chain_state(part) }}
     where {{ key }} in (select changed.{{ key }} from {{ chain_state(part ~ '_differences') }} as changed);
-    insert into {{ chain_state(part) }} ({{ columns | join(', ') }})
-    select {{ columns | join(', ') }} from {{ chain_state(part ~ '_differences') }} where is_current;
+    insert into {{ chain_state(part) }} ({{ key }}, {{ columns | join(', ') }})
+    select {{ key }}, {{ columns | join(', ') }} from {{ chain_state(part ~ '_differences') }} where is_current;
     drop table {{ chain_state(part ~ '_differences') }};
 {%- endmacro %}
 
@@ -499,17 +496,17 @@
         create or replace table {{ chain_state('runs') }} as
         select distinct _staging_run from {{ ref('stg_events') }};
         {%- endif %}
-        {%- if is_incremental() and not everyone_changed() %}
+        {%- for part, spec in chain_snapshots().items() %}
+            {%- set model, key, columns = spec %}
+            {%- if is_incremental() and not everyone_changed() %}
         -- the list is this build's and not everyone: int_changed_people's pre-hook compared
-        -- the snapshots with the tables in this build
-        {{ apply_snapshot_differences('tuples', 'tuple_key', ['tuple_key', 'user_key']) }}
-        {{ apply_snapshot_differences('orders', 'order_id', ['order_id', 'user_key', 'order_date', 'status', 'channel', 'revenue']) }}
-        {%- else %}
-        create or replace table {{ chain_state('tuples') }} as
-        select tuple_key, user_key from {{ ref('int_identity_tuples') }};
-        create or replace table {{ chain_state('orders') }} as
-        select order_id, user_key, order_date, status, channel, revenue from {{ ref('int_orders') }};
-        {%- endif %}
+        -- the snapshot with the table in this build
+        {{ apply_snapshot_differences(part) }}
+            {%- else %}
+        create or replace table {{ chain_state(part) }} as
+        select {{ key }}, {{ columns | join(', ') }} from {{ ref(model) }};
+            {%- endif %}
+        {%- endfor %}
         update {{ chain_state('state') }}
         set activity_built_by = '{{ invocation_id }}'
     {%- else -%}

@@ -180,18 +180,26 @@
     {{ return(found.columns[0].values()[0]) }}
 {%- endmacro %}
 
-{% macro unseen_window_condition() -%}
-    {%- set start = local_to_utc("cast(built_state.as_of_date + interval 1 day as timestamp)",
-                                 var('business_timezone')) -%}
+{#- `expression` over the chain's state (alias built_state), asked while the SQL is
+    compiled and written into it as a constant of `type`, so that DuckDB skips row groups by
+    their min/max (a subquery makes it read every row's column); the subquery where there is
+    no state yet. -#}
+{% macro chain_state_constant(expression, type) -%}
     {%- set state = chain_state('state') -%}
-    {%- set found = run_query("select cast(" ~ start ~ " as varchar) from " ~ state ~ " as built_state").columns[0].values()
+    {%- set found = run_query("select cast(" ~ expression ~ " as varchar) from " ~ state ~ " as built_state").columns[0].values()
         if execute and adapter.get_relation(target.database, 'intermediate', 'int_person_chain_state') is not none
         else [] -%}
     {%- if found | length == 1 and found[0] is not none -%}
-        occurred_at >= timestamp '{{ found[0] }}'
+        {{ type }} '{{ found[0] }}'
     {%- else -%}
-        occurred_at >= (select {{ start }} from {{ state }} as built_state)
+        (select {{ expression }} from {{ state }} as built_state)
     {%- endif -%}
+{%- endmacro %}
+
+{% macro unseen_window_condition() -%}
+    {%- set start = local_to_utc("cast(built_state.as_of_date + interval 1 day as timestamp)",
+                                 var('business_timezone')) -%}
+    occurred_at >= {{ chain_state_constant(start, 'timestamp') }}
 {%- endmacro %}
 
 {% macro unseen_staged_events_condition() -%}
@@ -372,26 +380,12 @@
     (select built_state.as_of_date from {{ chain_state('state') }} as built_state)
 {%- endmacro %}
 
-{#- The same, as a constant asked while the SQL is compiled, so that DuckDB skips the row
-    groups of other days by their min/max (a subquery reads every row's day); the subquery
-    where there is no state yet. -#}
-{% macro chain_built_as_of_constant() -%}
-    {%- set found = run_query("select cast(as_of_date as varchar) from " ~ chain_state('state')).columns[0].values()
-        if execute and adapter.get_relation(target.database, 'intermediate', 'int_person_chain_state') is not none
-        else [] -%}
-    {%- if found | length == 1 and found[0] is not none -%}
-        date '{{ found[0] }}'
-    {%- else -%}
-        {{ chain_built_as_of() }}
-    {%- endif -%}
-{%- endmacro %}
-
 {#- The rows of `relation` on the days after the chain's last build, and every row of the
     people in `list`: two reads, one skipping row groups by the day, one semi-join (an OR
     of both probed every row: the stage key test 3.2 -> 2.5 s a large day, 236M
     person-days). -#}
 {% macro new_days_and_people_rows(relation, day_column, list) -%}
-    {%- set after = day_column ~ ' > ' ~ chain_built_as_of_constant() -%}
+    {%- set after = day_column ~ ' > ' ~ chain_state_constant('built_state.as_of_date', 'date') -%}
     select * from {{ relation }} where {{ after }}
     union all
     select * from {{ relation }}

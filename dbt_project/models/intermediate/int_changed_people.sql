@@ -12,6 +12,7 @@
 -- depends_on: {{ ref('int_orders') }}
 -- depends_on: {{ ref('int_erased_users') }}
 {%- set everyone = logged_rebuild_reason(chain_rebuild_reason) %}
+{%- set built_events = intermediate_relation('int_events') %}
 
 {%- if everyone %}
 
@@ -56,7 +57,7 @@
             select
                 built.user_key,
                 true as all_events
-            from {{ this.database }}.{{ this.schema }}.int_events as built
+            from {{ built_events }} as built
             left join current_lineage
                 on built._file = current_lineage._file and built._staging_run = current_lineage._staging_run
             where current_lineage._file is null
@@ -67,9 +68,8 @@
         select
             built.user_key,
             false as all_events
-        from {{ this.database }}.{{ this.schema }}.int_events as built
-        where {{ rows_by_key(this.database ~ '.' ~ this.schema ~ '.int_events', '_event_key',
-                             'select unseen_events._event_key from unseen_events') }}
+        from {{ built_events }} as built
+        where {{ rows_by_key(built_events, '_event_key', 'select unseen_events._event_key from unseen_events') }}
     ),
 
     tuples as (

@@ -7,8 +7,12 @@
     last complete build (`int_changed_people` for the first two; `int_stage_changed_people`
     adds the people whose milestones changed for the last three) and keeps everyone else's:
     their lifecycle only gains the days after the last build, expanded from their last
-    anchor, and their current stage interval is extended or closed. That gives a full
-    refresh's answer:
+    anchor, and their current stage interval is extended or closed. Every row of a person is
+    a function of their data up to that day (the clocks only look back), so a listed person
+    whose changes all lie after the last build's as-of date (`changed_from`: new events and
+    orders of the new days, most of a day's changes) keeps their rows before it too: their
+    activity gains the changed days, their anchors are rebuilt, and their days and intervals
+    grow like everyone else's (`whole_history` false). That gives a full refresh's answer:
       * an identity merge re-keys a person's whole history, so the unit is the person, not
         the day (a day lookback would miss it);
       * events are compared with what int_events was built from by their staging lineage:
@@ -103,28 +107,52 @@
     per person with the first reason that applies, or one row without a person when
     everyone is rebuilt; `built_by` is the dbt invocation that wrote the list. -#}
 {#- `flags`: boolean columns of the changes, true for a person when any of their changes
-    says so (true on the row that means everyone). -#}
-{% macro everyone_list(reason, flags=[]) -%}
+    says so (true on the row that means everyone). `days`: the changes have `changed_from`,
+    the first day they touch (null: every day); the list keeps each person's first one
+    (null when any is null), and `whole_history`, whether it lies on or before the as-of
+    date of the chain's last complete build (their rows are all rebuilt) or only in the
+    days after it (which everyone gains anyway: the rows before stay). -#}
+{% macro everyone_list(reason, flags=[], days=false) -%}
     select
         cast(null as {{ dbt.type_string() }}) as user_key,
         '{{ reason }}' as reason,
         {%- for flag in flags %}
             true as {{ flag }},
         {%- endfor %}
+        {%- if days %}
+            cast(null as date) as changed_from,
+            true as whole_history,
+        {%- endif %}
         '{{ invocation_id }}' as built_by
 {%- endmacro %}
 
-{% macro people_list(changes, flags=[]) -%}
+{% macro people_list(changes, flags=[], days=false) -%}
     select
         user_key,
-        min(reason) as reason,
+        reason,
         {%- for flag in flags %}
-            bool_or({{ flag }}) as {{ flag }},
+            {{ flag }},
         {%- endfor %}
+        {%- if days %}
+            changed_from,
+            changed_from is null
+            or changed_from <= {{ chain_state_constant('built_state.as_of_date', 'date') }} as whole_history,
+        {%- endif %}
         '{{ invocation_id }}' as built_by
-    from {{ changes }}
-    where user_key is not null
-    group by user_key
+    from (
+        select
+            user_key,
+            {%- for flag in flags %}
+                bool_or({{ flag }}) as {{ flag }},
+            {%- endfor %}
+            {%- if days %}
+                case when bool_and(changed_from is not null) then min(changed_from) end as changed_from,
+            {%- endif %}
+            min(reason) as reason
+        from {{ changes }}
+        where user_key is not null
+        group by user_key
+    ) as people
 {%- endmacro %}
 
 {#- Staged events (columns _staging_run, occurred_at) the chain has not seen: staged, or
@@ -272,10 +300,39 @@
     {{ return(not execute or not is_incremental() or list_says_everyone(changed)) }}
 {%- endmacro %}
 
-{#- Model filter: only the changed people's rows (nothing when everyone is rebuilt). -#}
-{% macro only_changed_people(column, changed='int_changed_people') -%}
+{#- The people of a list of changed people (a relation) whose rows are all rebuilt:
+    everyone listed, or with `whole_history` only those whose changes reach the days up to
+    the chain's last as-of date (the others' rows before it stay). -#}
+{% macro rebuilt_people(list, whole_history=false) -%}
+    select changed.user_key from {{ list }} as changed
+    {%- if whole_history %} where changed.whole_history{% endif %}
+{%- endmacro %}
+
+{#- Model filter: only the rebuilt people's rows (nothing when everyone is rebuilt). -#}
+{% macro only_changed_people(column, changed='int_changed_people', whole_history=false) -%}
     {%- if target.type == 'duckdb' and is_incremental() and not everyone_changed(changed) -%}
-        and {{ column }} in (select changed.user_key from {{ ref(changed) }} as changed)
+        and {{ column }} in ({{ rebuilt_people(ref(changed), whole_history) }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The rows of `relation` (a source of int_person_day_activity) that the daily run
+    rebuilds from: every row of the people whose whole history is rebuilt, and the others'
+    rows from the first day their change touches (all after the chain's last as-of date,
+    where DuckDB skips the older row groups by the constant); every row otherwise. -#}
+{% macro changed_activity_sources(relation, day_column) -%}
+    {%- if target.type == 'duckdb' and is_incremental() and not everyone_changed() -%}
+        select * from {{ relation }}
+        where user_key in ({{ rebuilt_people(ref('int_changed_people'), whole_history=true) }})
+        union all
+        select changed_rows.*
+        from {{ relation }} as changed_rows
+        inner join {{ ref('int_changed_people') }} as changed
+            on changed_rows.user_key = changed.user_key and changed_rows.{{ day_column }} >= changed.changed_from
+        where
+            not changed.whole_history
+            and changed_rows.{{ day_column }} > {{ chain_state_constant('built_state.as_of_date', 'date') }}
+    {%- else -%}
+        select * from {{ relation }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -363,15 +420,31 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Pre-hook: delete the rows about to be rebuilt. -#}
-{% macro forget_changed_people(changed='int_changed_people') -%}
+{#- Pre-hook: delete the rows about to be rebuilt (see rebuilt_people). -#}
+{% macro forget_changed_people(changed='int_changed_people', whole_history=false) -%}
     {%- if target.type == 'duckdb' and is_incremental() -%}
         delete from {{ this }}
         {%- if not everyone_changed(changed) %}
-            where user_key in (select changed.user_key from {{ ref(changed) }} as changed)
+            where user_key in ({{ rebuilt_people(ref(changed), whole_history) }})
         {%- endif -%}
     {%- else -%}
         select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of int_person_day_activity: delete the rows about to be rebuilt
+    (changed_activity_sources): two statements, as an OR of both conditions probes every
+    row. -#}
+{% macro forget_changed_activity() -%}
+    {{ forget_changed_people(whole_history=true) }}
+    {%- if target.type == 'duckdb' and is_incremental() and not everyone_changed() %};
+        delete from {{ this }} as built
+        using {{ ref('int_changed_people') }} as changed
+        where
+            built.user_key = changed.user_key
+            and not changed.whole_history
+            and built.activity_date >= changed.changed_from
+            and built.activity_date > {{ chain_state_constant('built_state.as_of_date', 'date') }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -381,15 +454,15 @@
 {%- endmacro %}
 
 {#- The rows of `relation` on the days after the chain's last build, and every row of the
-    people in `list`: two reads, one skipping row groups by the day, one semi-join (an OR
-    of both probed every row: the stage key test 3.2 -> 2.5 s a large day, 236M
-    person-days). -#}
-{% macro new_days_and_people_rows(relation, day_column, list) -%}
+    `people` (a select of user keys): two reads, one skipping row groups by the day, one
+    semi-join (an OR of both probed every row: the stage key test 3.2 -> 2.5 s a large
+    day, 236M person-days). -#}
+{% macro new_days_and_people_rows(relation, day_column, people) -%}
     {%- set after = day_column ~ ' > ' ~ chain_state_constant('built_state.as_of_date', 'date') -%}
     select * from {{ relation }} where {{ after }}
     union all
     select * from {{ relation }}
-    where not ({{ after }}) and user_key in (select changed.user_key from {{ list }} as changed)
+    where not ({{ after }}) and user_key in ({{ people }})
 {%- endmacro %}
 
 {#- Post-hook of int_events: the chain is part built until user_lifecycle_history says
@@ -429,7 +502,8 @@
 
 {#- Pre-hook of int_changed_people on a daily run: the rows of int_identity_tuples and
     int_orders that differ from the snapshots of the chain's last complete build (new, gone,
-    or another person or value). int_changed_people reads them, and the end of the chain
+    or another person or value), with the current values and the snapshot's (`built_`
+    columns). int_changed_people reads them, and the end of the chain
     applies them to the snapshots instead of copying both tables again (5M rows each at the
     large benchmark: ~4 s a day). A build that rebuilds everyone copies both tables and
     drops any differences a stopped build left. -#}
@@ -442,8 +516,8 @@
             coalesce(current_rows.{{ key }}, built.{{ key }}) as {{ key }},
             {%- for column in columns %}
             current_rows.{{ column }},
+            built.{{ column }} as built_{{ column }},
             {%- endfor %}
-            built.user_key as built_user_key,
             current_rows.{{ key }} is not null as is_current,
             built.{{ key }} is not null as was_built
         from {{ ref(model) }} as current_rows
@@ -579,25 +653,24 @@
     build rewrote and every row sharing a key with them; everything on a full build, or when
     the list of changed people is missing, not this build's or says everyone. The rows left
     out were tested when they were written and have not changed since. A test asks for it
-    with a `where` of `__rebuilt_stage_rows__`, `__rebuilt_activity_rows__` or
-    `__rebuilt_event_rows__` (test configs cannot call macros; get_where_subquery below
-    replaces them). The chain's state still describes its last complete build when these
-    tests run (before user_lifecycle_history).
-    int_person_day_stage and int_person_stage_anchors (key: person, day): a changed person's
-    rows, and the days after the last build (an anchor kept for someone else is only
-    extended: its key does not change). int_person_day_activity (key: person, day): the rows
-    of the people int_changed_people lists, the only ones it rewrites. -#}
-{% macro rebuilt_person_rows(relation, list_name, day_column=none) -%}
+    with a `where` of `__rebuilt_anchor_rows__`, `__rebuilt_stage_rows__`,
+    `__rebuilt_activity_rows__` or `__rebuilt_event_rows__` (test configs cannot call macros;
+    get_where_subquery below replaces them). The chain's state still describes its last
+    complete build when these tests run (before user_lifecycle_history). All three person-day
+    tables are keyed by person and day, and each test reads the days after the last build:
+    int_person_stage_anchors every anchor of a person in int_stage_changed_people (an anchor
+    kept for someone else is only extended: its key does not change); int_person_day_stage
+    and int_person_day_activity the rows of the people whose whole history was rebuilt
+    (the other listed people only gained rows after the last build). -#}
+{% macro rebuilt_person_rows(relation, list_name, day_column, whole_history=false) -%}
     {%- set list = intermediate_relation(list_name) -%}
     {%- if target.type != 'duckdb' or not execute
         or adapter.get_relation(target.database, 'intermediate', list_name) is none
         or list_relation_says_everyone(list) -%}
         {{ return(relation) }}
-    {%- elif day_column -%}
-        {{ return('(' ~ new_days_and_people_rows(relation, day_column, list) ~ ') dbt_subquery') }}
     {%- else -%}
-        {{ return('(select * from ' ~ relation ~ ' where user_key in (select changed.user_key from '
-                  ~ list ~ ' as changed)) dbt_subquery') }}
+        {{ return('(' ~ new_days_and_people_rows(relation, day_column, rebuilt_people(list, whole_history))
+                  ~ ') dbt_subquery') }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -635,10 +708,12 @@
 {#- dbt's get_where_subquery, with the placeholders above. -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}
-    {%- if where == '__rebuilt_stage_rows__' -%}
+    {%- if where == '__rebuilt_anchor_rows__' -%}
         {{ return(rebuilt_person_rows(relation, 'int_stage_changed_people', 'day')) }}
+    {%- elif where == '__rebuilt_stage_rows__' -%}
+        {{ return(rebuilt_person_rows(relation, 'int_stage_changed_people', 'day', whole_history=true)) }}
     {%- elif where == '__rebuilt_activity_rows__' -%}
-        {{ return(rebuilt_person_rows(relation, 'int_changed_people')) }}
+        {{ return(rebuilt_person_rows(relation, 'int_changed_people', 'activity_date', whole_history=true)) }}
     {%- elif where == '__newly_staged_rows__' -%}
         {%- set where = newly_staged_rows_filter(relation) -%}
     {%- elif where == '__rebuilt_event_rows__' -%}

@@ -4,8 +4,10 @@
     from 1970-01-01), plus the as-of date for scoring, so a past snapshot keeps its date
     while the as-of date moves on. A past snapshot's features only read data on or before
     it, so a daily run keeps the rows of people whose inputs did not change and rebuilds:
-      * every row of the people in int_churn_changed_people (their lifecycle days or
-        milestones, their CRM profile, or their treatment touches changed);
+      * every row of the people in int_churn_changed_people (their lifecycle days up to
+        the last build's as-of date or their milestones, their CRM profile, or their
+        treatment touches changed; a lifecycle change after that date reaches no kept
+        snapshot, nor the label window of one, which ended by then or is still open);
       * for everyone, the snapshots whose row changes with the as-of date: the scoring
         snapshot, calendar dates on or after the last build's as-of date (the old scoring
         date becomes a past snapshot), and snapshots whose label window ended in the days

@@ -1,6 +1,7 @@
 {#- The people whose rows in int_churn_features this run rebuilds at every snapshot (see
-    macros/churn_features.sql): those of int_stage_changed_people (lifecycle days,
-    milestones), and those whose CRM profile or treatment touches changed since
+    macros/churn_features.sql): those of int_stage_changed_people whose whole lifecycle
+    history was rebuilt (lifecycle days up to the chain's last as-of date, milestones), and
+    those whose CRM profile or treatment touches changed since
     int_churn_features was last built; one row with no person when everyone is rebuilt.
     Run bookkeeping: `built_by` is the dbt invocation. -#}
 -- what the comparison reads (dbt sees these while parsing, when the branch below is not
@@ -34,10 +35,14 @@
     ),
 
     changes as (
+        -- the people whose lifecycle changed before the chain's last as-of date: the others'
+        -- changes lie after every kept snapshot and its label window (see
+        -- macros/churn_features.sql)
         select
             user_key,
             reason
         from {{ ref('int_stage_changed_people') }}
+        where whole_history
         union all
         select
             user_key,

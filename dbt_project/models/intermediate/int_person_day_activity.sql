@@ -1,24 +1,25 @@
 {#- One row per person per business day on which they did anything (an event or an order),
     up to the as-of date. `is_active` follows the contract: an order, or an event whose type
-    is in `activity_event_types`. Rebuilt per person, like int_events. -#}
+    is in `activity_event_types`. Rebuilt per person and day (macros/changed_people.sql):
+    every day of a person in int_changed_people whose whole history changed, and the days
+    from `changed_from` of the others (a day's row depends only on that day's events and
+    orders). -#}
 {{
     config(
         materialized=("incremental" if target.type == "duckdb" else "table"),
         incremental_strategy="append",
         on_schema_change="sync_all_columns",
-        pre_hook="{{ forget_changed_people() }}",
+        pre_hook="{{ forget_changed_activity() }}",
         post_hook="{{ chain_activity_built() }}",
     )
 }}
 -- depends_on: {{ ref('int_changed_people') }}
 with events as (
-    select * from {{ ref('int_events') }}
-    where true {{ only_changed_people('user_key') }}
+    {{ changed_activity_sources(ref('int_events'), 'event_date') }}
 ),
 
 orders as (
-    select * from {{ ref('int_orders') }}
-    where true {{ only_changed_people('user_key') }}
+    {{ changed_activity_sources(ref('int_orders'), 'order_date') }}
 ),
 
 event_days as (

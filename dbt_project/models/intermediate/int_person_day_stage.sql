@@ -21,14 +21,16 @@
     large benchmark).
 
     Rebuilt per person (macros/changed_people.sql): on a daily run the people in
-    int_stage_changed_people get every day again; everyone else keeps their rows and gains
-    the days after the last build's as-of date, from their last anchor. -#}
+    int_stage_changed_people whose whole history changed get every day again; everyone else
+    keeps their rows and gains the days after the last build's as-of date, from the anchors
+    that reach them (the last one kept, or the rebuilt anchors of a person whose changes all
+    lie in those days). -#}
 {{
     config(
         materialized=("incremental" if target.type == "duckdb" else "table"),
         incremental_strategy="append",
         on_schema_change="sync_all_columns",
-        pre_hook="{{ forget_changed_people('int_stage_changed_people') }}",
+        pre_hook="{{ forget_changed_people('int_stage_changed_people', whole_history=true) }}",
         post_hook="{{ chain_stage_built() }}",
     )
 }}
@@ -40,24 +42,22 @@ with anchors as (
 ),
 
 -- each anchor's days from `first_day`: all of them for the people rebuilt; for everyone
--- else only the days after the last build, from their last anchor
+-- else only the days after the last build
 spans as (
     select
         *,
         day as first_day
     from anchors
-    where true {{ only_changed_people('user_key', 'int_stage_changed_people') }}
+    where true {{ only_changed_people('user_key', 'int_stage_changed_people', whole_history=true) }}
     {%- if target.type == 'duckdb' and is_incremental() and not everyone_changed('int_stage_changed_people') %}
         union all
         select
             *,
-            {{ chain_built_as_of() }} + 1 as first_day
+            greatest(day, {{ chain_built_as_of() }} + 1) as first_day
         from anchors
         where
             last_day > {{ chain_built_as_of() }}
-            and user_key not in (
-                select changed.user_key from {{ ref('int_stage_changed_people') }} as changed
-            )
+            and user_key not in ({{ rebuilt_people(ref('int_stage_changed_people'), whole_history=true) }})
     {%- endif %}
 ),
 

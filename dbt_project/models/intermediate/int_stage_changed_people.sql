@@ -10,7 +10,7 @@
 
 {%- if everyone %}
 
-    {{ everyone_list('everyone') }}
+    {{ everyone_list('everyone', days=true) }}
 
 {%- else %}
 
@@ -25,22 +25,26 @@
     changes as (
         select
             user_key,
-            reason
+            reason,
+            changed_from
         from {{ ref('int_changed_people') }}
         union all
+        -- milestones shape every day of the person
         select
             user_key,
-            'milestones' as reason
+            'milestones' as reason,
+            cast(null as date) as changed_from
         from milestone_changes
         union all
         -- a signup dated after the last build's as-of date starts an interval now
         select
             user_key,
-            'milestones' as reason
+            'milestones' as reason,
+            cast(null as date) as changed_from
         from milestones
         where signup_date > {{ chain_built_as_of() }} and signup_date <= {{ as_of_date() }}
     )
 
-    {{ people_list('changes') }}
+    {{ people_list('changes', days=true) }}
 
 {%- endif %}

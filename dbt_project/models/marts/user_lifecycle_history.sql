@@ -1,16 +1,16 @@
 {#- One row per person per stage interval: consecutive days in the same stage collapsed.
 
     Rebuilt per person (macros/changed_people.sql): on a daily run the people in
-    int_stage_changed_people get every interval again; everyone else keeps their closed
-    intervals, and their current one is extended by the days after the last build, or closed
-    where those days start another stage. -#}
+    int_stage_changed_people whose whole history changed get every interval again; everyone
+    else keeps their closed intervals, and their current one is extended by the days after
+    the last build, or closed where those days start another stage. -#}
 {{
     config(
         materialized=("incremental" if target.type == "duckdb" else "table"),
         incremental_strategy="delete+insert",
         unique_key=["user_key", "valid_from"],
         on_schema_change="sync_all_columns",
-        pre_hook="{{ forget_changed_people('int_stage_changed_people') }}",
+        pre_hook="{{ forget_changed_people('int_stage_changed_people', whole_history=true) }}",
         post_hook=[after_commit("{{ chain_history_built() }}")],
     )
 }}
@@ -19,7 +19,10 @@
     and not everyone_changed('int_stage_changed_people') %}
 with stages as (
     {%- if only_new_days %}
-        {{ new_days_and_people_rows(ref('int_person_day_stage'), 'day', ref('int_stage_changed_people')) }}
+        {{ new_days_and_people_rows(
+            ref('int_person_day_stage'), 'day',
+            rebuilt_people(ref('int_stage_changed_people'), whole_history=true)
+        ) }}
     {%- else %}
         select * from {{ ref('int_person_day_stage') }}
     {%- endif %}

@@ -281,6 +281,8 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
 
     log = build(raw, inc, settings.end_date)
     assert "incremental model staging.stg_events__all" in log
+    assert ("int_event_sightings: from every staged event (a staging build removed staged "
+            "rows)") in log
     assert "incremental model staging.stg_campaign_touches__all" in log
     # the identity graph relabelled only the components the day touched
     relabelled, identifiers = map(int, re.search(
@@ -447,6 +449,37 @@ def test_event_id_hash_collisions_change_nothing(tmp_path):
                            f"user_key = '{person}'") == 1
 
 
+def test_the_day_s_events_are_added_to_the_event_sightings(tmp_path):
+    """A day with new events and nothing gone or redelivered: int_event_sightings adds the
+    events of the new staging build (a month of one file's events, most of them new sightings
+    of known combinations) and those of earlier builds that the moved as-of date reaches to
+    what it counted before, instead of counting every staged event again, and the identity
+    models end as a full refresh has them. Without the merge with the counted rows, or
+    without the rows the as-of date reaches, this fails."""
+    settings = GeneratorSettings(users=100, days=60, seed=5, chunk_users=100)
+    generate(tmp_path / "gen", settings)
+    raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
+    new_file = sorted((raw / "events").glob("*/*.parquet"))[-1]
+    held = tmp_path / new_file.name
+    shutil.move(new_file, held)
+    day_before = (date.fromisoformat(settings.end_date) - timedelta(days=1)).isoformat()
+    identity = "+int_identity_tuples"
+    log = build(raw, inc, day_before, select=identity)
+    assert "int_event_sightings: from every staged event (no intermediate." in log
+    reached = count(inc / "work.duckdb", "select count(*) from staging.stg_events "
+                                         f"where occurred_at >= timestamp '{settings.end_date}'")
+    assert reached > 0  # staged, not counted yet
+    shutil.move(held, new_file)
+
+    log = build(raw, inc, settings.end_date, select=identity)
+    assert "int_event_sightings: adding the events not counted yet" in log
+    build(raw, full, settings.end_date, select=identity)
+    assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
+    assert count(inc / "work.duckdb", "select sum(sightings) from intermediate.int_event_sightings"
+                 ) == count(inc / "work.duckdb", "select count(*) from staging.stg_events where "
+                            f"occurred_at < timestamp '{settings.end_date}' + interval 1 day")
+
+
 def test_a_late_touch_and_a_crm_correction_rebuild_their_churn_features(tmp_path):
     """No new events: a treatment touch delivered late and a CRM correction change the churn
     features of two people at snapshots a daily run otherwise keeps; they are rebuilt and
@@ -532,6 +565,9 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     # no staged row left (a redelivery rewrites rows, it removes none): the chain did not
     # look for built rows whose staged row is gone, and still equals a full refresh
     assert "int_changed_people: no unseen staging build removed rows" in log
+    # the redelivery rewrote staged rows the event sightings had counted: counted again
+    assert ("int_event_sightings: from every staged event (a staging build rewrote earlier "
+            "rows of an id it staged again)") in log
     assert_snapshots_current(inc / "work.duckdb")
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}

@@ -182,12 +182,8 @@
         _staging_run not in (select runs._staging_run from {{ runs_state }} as runs)
     {%- else -%}
         {%- set runs = run_query("select distinct _staging_run from (" ~ unseen_builds(log)
-                                 ~ ") as unseen order by 1").columns[0].values() -%}
-        {%- if runs | length == 0 -%}
-            false
-        {%- else -%}
-            _staging_run in ({% for run in runs %}'{{ run }}'{{ ', ' if not loop.last }}{% endfor %})
-        {%- endif -%}
+                                 ~ ") as unseen order by 1").columns[0].values() | list -%}
+        {{ runs_condition(runs) }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -141,6 +141,16 @@
     rowid in (select keyed.rowid from {{ relation }} as keyed where keyed.{{ key }} in ({{ keys }}))
 {%- endmacro %}
 
+{#- `_staging_run in (...)` of the given runs, as constants (DuckDB skips row groups by
+    their min/max); false for none. -#}
+{% macro runs_condition(runs) -%}
+    {%- if runs | length == 0 -%}
+        false
+    {%- else -%}
+        _staging_run in ({% for run in runs %}'{{ run }}'{{ ', ' if not loop.last }}{% endfor %})
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Which dbt invocation wrote a row: the rows a build inserted are the ones its post-hook
     ranks. -#}
 {% macro staging_run() -%}

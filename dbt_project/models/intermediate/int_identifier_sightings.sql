@@ -1,4 +1,6 @@
-{#- Which identifiers were seen together, from every staged source up to the as-of date. -#}
+{#- Which identifiers were seen together, from every staged source up to the as-of date.
+    The events come summed already (int_event_sightings, which a daily run only adds the
+    new events to); every other row counts once. -#}
 {{ config(tags=['identity']) }}
 with events as (
     select
@@ -6,8 +8,9 @@ with events as (
         anonymous_id,
         email_hash,
         phone_hash,
-        occurred_at as seen_at
-    from {{ ref('stg_events') }}
+        first_seen_at as seen_at,
+        sightings
+    from {{ ref('int_event_sightings') }}
 ),
 
 orders as (
@@ -16,7 +19,8 @@ orders as (
         anonymous_id,
         email_hash,
         phone_hash,
-        ordered_at as seen_at
+        ordered_at as seen_at,
+        1 as sightings
     from {{ ref('stg_orders') }}
 ),
 
@@ -26,7 +30,8 @@ customers as (
         null as anonymous_id,
         email_hash,
         phone_hash,
-        updated_at as seen_at
+        updated_at as seen_at,
+        1 as sightings
     from {{ ref('stg_customers') }}
 ),
 
@@ -36,7 +41,8 @@ touches as (
         anonymous_id,
         email_hash,
         phone_hash,
-        sent_at as seen_at
+        sent_at as seen_at,
+        1 as sightings
     from {{ ref('stg_campaign_touches') }}
 ),
 
@@ -46,7 +52,8 @@ requests as (
         null as anonymous_id,
         email_hash,
         phone_hash,
-        requested_at as seen_at
+        requested_at as seen_at,
+        1 as sightings
     from {{ ref('stg_privacy_requests') }}
 ),
 
@@ -69,7 +76,7 @@ final as (
         'e:' || email_hash as email_node,
         'p:' || phone_hash as phone_node,
         min(seen_at) as first_seen_at,
-        count(*) as sightings
+        cast(sum(sightings) as bigint) as sightings
     from unioned
     where seen_at < {{ as_of_end_utc() }}
     group by all

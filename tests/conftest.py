@@ -27,7 +27,8 @@ RUN_BOOKKEEPING = {"intermediate.int_changed_people", "intermediate.int_person_c
                    "intermediate.int_churn_changed_people", "intermediate.int_churn_features_state",
                    "intermediate.int_identity_map_state", "intermediate.int_identity_map_edges",
                    "intermediate.int_event_sightings_state",
-                   "intermediate.int_event_sightings_runs", "intermediate.int_event_sightings_files",
+                   "intermediate.int_event_sightings_runs",
+                   "intermediate.int_event_sightings_files",
                    # staging builds whose redeliveries are not ranked yet (empty after a build)
                    "staging.stg_events__all__unranked_runs",
                    # the log of staging builds (when each ran)

@@ -69,17 +69,30 @@ unioned as (
     select * from requests
 ),
 
+-- grouped by the identifiers themselves, the node ids built once per combination (not
+-- once per row: 1.9-2.5 -> 1.5-1.7 s a large day, as a query alone)
+combinations as (
+    select
+        user_id,
+        anonymous_id,
+        email_hash,
+        phone_hash,
+        min(seen_at) as first_seen_at,
+        cast(sum(sightings) as bigint) as sightings
+    from unioned
+    where seen_at < {{ as_of_end_utc() }}
+    group by user_id, anonymous_id, email_hash, phone_hash
+),
+
 final as (
     select
         'u:' || user_id as user_node,
         'a:' || anonymous_id as anonymous_node,
         'e:' || email_hash as email_node,
         'p:' || phone_hash as phone_node,
-        min(seen_at) as first_seen_at,
-        cast(sum(sightings) as bigint) as sightings
-    from unioned
-    where seen_at < {{ as_of_end_utc() }}
-    group by all
+        first_seen_at,
+        sightings
+    from combinations
 )
 
 select * from final

@@ -406,6 +406,15 @@ def test_a_withdrawn_file_alone_rebuilds_its_people(tmp_path):
     assert None not in changed  # a list of people, not "everyone"
 
 
+def hold_last_events_file(raw: Path, tmp_path: Path, end_date: str) -> tuple[Path, Path, str]:
+    """Take the last events file out of the raw dir (the day's new file, put back later):
+    its path, where it is held, and the day before `end_date` (the first build's as-of)."""
+    new_file = sorted((raw / "events").glob("*/*.parquet"))[-1]
+    held = tmp_path / new_file.name
+    shutil.move(new_file, held)
+    return new_file, held, (date.fromisoformat(end_date) - timedelta(days=1)).isoformat()
+
+
 def test_event_id_hash_collisions_change_nothing(tmp_path):
     """The day's event ids are looked up among the staged and built ones by a 64-bit hash
     (`_event_key`, dbt macro key_hash). Two stored events made to share their hash with
@@ -416,10 +425,7 @@ def test_event_id_hash_collisions_change_nothing(tmp_path):
     settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
     generate(tmp_path / "gen", settings)
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
-    new_file = sorted((raw / "events").glob("*/*.parquet"))[-1]
-    held = tmp_path / new_file.name
-    shutil.move(new_file, held)
-    day_before = (date.fromisoformat(settings.end_date) - timedelta(days=1)).isoformat()
+    new_file, held, day_before = hold_last_events_file(raw, tmp_path, settings.end_date)
     # the staging and the lifecycle chain (where the ids are looked up), not the other marts
     chain = "+user_lifecycle_history"
     build(raw, inc, day_before, select=chain)
@@ -459,10 +465,7 @@ def test_the_day_s_events_are_added_to_the_event_sightings(tmp_path):
     settings = GeneratorSettings(users=100, days=60, seed=5, chunk_users=100)
     generate(tmp_path / "gen", settings)
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
-    new_file = sorted((raw / "events").glob("*/*.parquet"))[-1]
-    held = tmp_path / new_file.name
-    shutil.move(new_file, held)
-    day_before = (date.fromisoformat(settings.end_date) - timedelta(days=1)).isoformat()
+    new_file, held, day_before = hold_last_events_file(raw, tmp_path, settings.end_date)
     identity = "+int_identity_tuples"
     log = build(raw, inc, day_before, select=identity)
     assert "int_event_sightings: from every staged event (no intermediate." in log

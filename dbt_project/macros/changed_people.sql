@@ -64,25 +64,36 @@
     ], chain_models())) }}
 {%- endmacro %}
 
-{#- Why everyone must be rebuilt, or none. Asked by int_changed_people only. -#}
-{% macro chain_rebuild_reason() -%}
+{#- What every incremental build here starts from everything for: parsing, a full refresh,
+    or one of its tables (`schema.table`: the model and its state) not there yet; '' when
+    none applies. -#}
+{% macro first_build_reason(tables) -%}
     {%- if not execute -%}
         {{ return('parsing') }}
     {%- endif -%}
     {%- if flags.FULL_REFRESH -%}
         {{ return('full refresh') }}
     {%- endif -%}
-    {%- for name in ['intermediate.int_events', 'intermediate.int_person_day_activity',
-                     'intermediate.int_person_stage_anchors', 'intermediate.int_person_day_stage',
-                     'marts.user_lifecycle_history', 'intermediate.int_person_chain_state',
-                     'intermediate.int_person_chain_tuples', 'intermediate.int_person_chain_orders',
-                     'intermediate.int_person_chain_runs',
-                     'intermediate.int_person_chain_milestones'] -%}
+    {%- for name in tables -%}
         {%- set schema, table = name.split('.') -%}
         {%- if adapter.get_relation(this.database, schema, table) is none -%}
             {{ return('no ' ~ name ~ ' yet') }}
         {%- endif -%}
     {%- endfor -%}
+    {{ return('') }}
+{%- endmacro %}
+
+{#- Why everyone must be rebuilt, or none. Asked by int_changed_people only. -#}
+{% macro chain_rebuild_reason() -%}
+    {%- set first = first_build_reason([
+        'intermediate.int_events', 'intermediate.int_person_day_activity',
+        'intermediate.int_person_stage_anchors', 'intermediate.int_person_day_stage',
+        'marts.user_lifecycle_history', 'intermediate.int_person_chain_state',
+        'intermediate.int_person_chain_tuples', 'intermediate.int_person_chain_orders',
+        'intermediate.int_person_chain_runs', 'intermediate.int_person_chain_milestones']) -%}
+    {%- if first -%}
+        {{ return(first) }}
+    {%- endif -%}
     {%- set state = run_query("select * from " ~ chain_state('state')) -%}
     {%- if state.rows | length != 1 or 'history_built_by' not in state.column_names -%}
         {{ return('no chain state of this version') }}

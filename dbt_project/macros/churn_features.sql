@@ -75,18 +75,14 @@
 {#- Why int_churn_features must rebuild everyone, or nothing. Asked by
     int_churn_changed_people, which runs after the lifecycle chain completed. -#}
 {% macro churn_features_rebuild_reason() -%}
-    {%- if not execute -%}
-        {{ return('parsing') }}
+    {%- set first = first_build_reason([
+        'intermediate.int_churn_features',
+        'intermediate.int_churn_features_state',
+        'intermediate.int_churn_features_profiles',
+        'intermediate.int_churn_features_touches']) -%}
+    {%- if first -%}
+        {{ return(first) }}
     {%- endif -%}
-    {%- if flags.FULL_REFRESH -%}
-        {{ return('full refresh') }}
-    {%- endif -%}
-    {%- for table in ['int_churn_features', 'int_churn_features_state', 'int_churn_features_profiles',
-                      'int_churn_features_touches'] -%}
-        {%- if adapter.get_relation(this.database, 'intermediate', table) is none -%}
-            {{ return('no intermediate.' ~ table ~ ' yet') }}
-        {%- endif -%}
-    {%- endfor -%}
     {%- if list_says_everyone('int_stage_changed_people') -%}
         {{ return('the lifecycle chain rebuilt everyone') }}
     {%- endif -%}

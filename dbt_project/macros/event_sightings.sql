@@ -54,18 +54,14 @@
 {#- Why int_event_sightings must be built from every staged event ('' when it only adds the
     unseen ones). -#}
 {% macro event_sightings_rebuild_reason() -%}
-    {%- if not execute -%}
-        {{ return('parsing') }}
+    {%- set first = first_build_reason([
+        'intermediate.int_event_sightings',
+        'intermediate.int_event_sightings_state',
+        'intermediate.int_event_sightings_runs',
+        'intermediate.int_event_sightings_files']) -%}
+    {%- if first -%}
+        {{ return(first) }}
     {%- endif -%}
-    {%- if flags.FULL_REFRESH -%}
-        {{ return('full refresh') }}
-    {%- endif -%}
-    {%- for table in ['int_event_sightings', 'int_event_sightings_state', 'int_event_sightings_runs',
-                      'int_event_sightings_files'] -%}
-        {%- if adapter.get_relation(this.database, 'intermediate', table) is none -%}
-            {{ return('no intermediate.' ~ table ~ ' yet') }}
-        {%- endif -%}
-    {%- endfor -%}
     {%- if sightings_build_log() is none -%}
         {{ return('no staging build log') }}
     {%- endif -%}

@@ -543,8 +543,9 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     touched; the redeliveries are ranked from the rows the build stamped (no scan of every
     id) and the build's uniqueness test of stg_events passes; everything equals a full
     refresh, though no build removed staged rows (so the chain did not look for built rows
-    whose staged row is gone). Without the comparison of edges, or without the ranking
-    (the uniqueness test fails the build), this fails."""
+    whose staged row is gone), and the untouched people's identity rows stay in place (not
+    written again). Without the comparison of edges, or without the ranking (the uniqueness
+    test fails the build), or with the identity map rebuilt whole, this fails."""
     settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
     generate(tmp_path / "gen", settings)
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
@@ -572,6 +573,14 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     assert ("int_event_sightings: from every staged event (a staging build rewrote earlier "
             "rows of an id it staged again)") in log
     assert_snapshots_current(inc / "work.duckdb")
+    # the build inserted the relabelled identifiers' rows into the map (everyone else's
+    # stayed), and the edges' snapshot took the day's added and gone edges: it is the edges
+    assert "OK created sql incremental model intermediate.int_identity_map " in log
+    assert count(inc / "work.duckdb", (
+        "select count(*) from ((select src, dst from intermediate.int_identity_edges "
+        "except select src, dst from intermediate.int_identity_map_edges) union all "
+        "(select src, dst from intermediate.int_identity_map_edges except "
+        "select src, dst from intermediate.int_identity_edges))")) == 0
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
     work = inc / "work.duckdb"

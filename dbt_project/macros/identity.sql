@@ -88,6 +88,15 @@
     {%- set edges = ref('int_identity_edges') -%}
     {%- set built_edges = identity_map_state('edges') -%}
     {% do run_query('create schema if not exists identity_work') %}
+    {#- the edges added and gone since the last build (the post-hook applies them to its
+        snapshot instead of copying every edge again) -#}
+    {% do replace_work_table('identity_work.edge_changes',
+        'select src, dst, true as is_added from ('
+        ~ 'select src, dst from ' ~ edges ~ ' except select src, dst from ' ~ built_edges ~ ') as added '
+        ~ 'union all '
+        ~ 'select src, dst, false as is_added from ('
+        ~ 'select src, dst from ' ~ built_edges ~ ' except select src, dst from ' ~ edges ~ ') as gone'
+    ) %}
     {% do replace_work_table('identity_work.changed_nodes',
         'select coalesce(nodes.node_id, built.node_id) as node_id from ' ~ nodes ~ ' as nodes '
         ~ 'full outer join ' ~ this ~ ' as built on nodes.node_id = built.node_id '
@@ -95,10 +104,7 @@
         ~ 'or nodes.node_type is distinct from built.node_type '
         ~ 'or nodes.first_seen_at is distinct from built.first_seen_at '
         ~ 'or nodes.is_shared is distinct from built.is_shared '
-        ~ 'union select unnest([src, dst]) from ('
-        ~ '(select src, dst from ' ~ edges ~ ' except select src, dst from ' ~ built_edges ~ ') '
-        ~ 'union all '
-        ~ '(select src, dst from ' ~ built_edges ~ ' except select src, dst from ' ~ edges ~ '))'
+        ~ 'union select unnest([src, dst]) from identity_work.edge_changes'
     ) %}
     {% do replace_work_table('identity_work.relabelled_keys',
         'select distinct built.user_key from ' ~ this ~ ' as built '
@@ -118,11 +124,35 @@
     {{ return('identity_work.relabel') }}
 {%- endmacro %}
 
-{#- Post-hook of int_identity_map: what the next build compares with. -#}
+{#- Pre-hook of int_identity_map: delete the rows of the people about to be relabelled (the
+    work tables identity_relabel_scope wrote while the model compiled), or every row when
+    everyone is. -#}
+{% macro forget_relabelled_identifiers() -%}
+    {%- if target.type == 'duckdb' and is_incremental() -%}
+        delete from {{ this }}
+        {%- if not identity_relabel_reason() %}
+            where user_key in (select keys.user_key from identity_work.relabelled_keys as keys)
+        {%- endif -%}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of int_identity_map: what the next build compares with. The snapshot of the
+    edges takes the day's added and gone edges (a copy of all of them, ~4M at a million
+    people, cost ~1 s a day), or is copied whole when everyone was relabelled. -#}
 {% macro identity_map_built() -%}
     {%- if target.type == 'duckdb' -%}
+        {%- if identity_relabel_reason() %}
         create or replace table {{ identity_map_state('edges') }} as
         select src, dst from {{ ref('int_identity_edges') }};
+        {%- else %}
+        delete from {{ identity_map_state('edges') }} as built
+        using identity_work.edge_changes as gone
+        where not gone.is_added and built.src = gone.src and built.dst = gone.dst;
+        insert into {{ identity_map_state('edges') }} (src, dst)
+        select src, dst from identity_work.edge_changes where is_added;
+        {%- endif %}
         create or replace table {{ identity_map_state('state') }} as
         select
             '{{ identity_map_fingerprint() }}' as fingerprint,

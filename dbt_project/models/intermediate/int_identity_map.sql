@@ -4,8 +4,18 @@
     hash of the component's earliest-seen identifier, so it stays the same as data grows:
     new identifiers joining a person do not change it; only a merge of two persons does (the
     merged person keeps the older key). A daily build relabels only the components the new
-    data touched and keeps everyone else's rows (macros/identity.sql). -#}
-{{ config(tags=['identity'], post_hook="{{ identity_map_built() }}") }}
+    data touched: it deletes their rows and inserts them relabelled, and everyone else's rows
+    stay where they are (macros/identity.sql). -#}
+{{
+    config(
+        tags=['identity'],
+        materialized=("incremental" if target.type == "duckdb" else "table"),
+        incremental_strategy="append",
+        on_schema_change="sync_all_columns",
+        pre_hook="{{ forget_relabelled_identifiers() }}",
+        post_hook="{{ identity_map_built() }}",
+    )
+}}
 {%- set scope = identity_relabel_scope() %}
 with components as (
     {% if scope -%}
@@ -58,18 +68,6 @@ relabelled as (
 
 final as (
     select * from relabelled
-    {%- if scope %}
-        union all
-        -- the untouched components of the last build, as they were
-        select
-            built.node_id,
-            built.node_type,
-            built.is_shared,
-            built.first_seen_at,
-            built.user_key
-        from {{ this }} as built
-        where built.user_key not in (select keys.user_key from identity_work.relabelled_keys as keys)
-    {%- endif %}
 )
 
 select * from final

@@ -455,6 +455,25 @@ def test_event_id_hash_collisions_change_nothing(tmp_path):
                            f"user_key = '{person}'") == 1
 
 
+def test_identity_tuples_written_whole_after_a_map_build_without_them(tmp_path):
+    """A build of the identity models up to the map alone merges two customers; the
+    combinations of identifiers are not built then, so the next build writes them all
+    again (it cannot tell which identifiers that build relabelled) and equals a full
+    refresh. Writing only the day's changes then would leave the merged customers' old
+    persons on their rows."""
+    settings = GeneratorSettings(users=60, days=30, seed=5, chunk_users=60)
+    generate(tmp_path / "gen", settings)
+    raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
+    build(raw, inc, settings.end_date)
+    add_identity_link(raw, settings.end_date)
+    build(raw, inc, settings.end_date, select="+int_identity_map")
+    log = build(raw, inc, settings.end_date)
+    assert ("int_identity_tuples: everyone (its last build was not on top of the identity "
+            "map's previous build)") in log
+    build(raw, full, settings.end_date)
+    assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
+
+
 def test_the_day_s_events_are_added_to_the_event_sightings(tmp_path):
     """A day with new events and nothing gone or redelivered: int_event_sightings adds the
     events of the new staging build (a month of one file's events, most of them new sightings
@@ -544,8 +563,9 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     id) and the build's uniqueness test of stg_events passes; everything equals a full
     refresh, though no build removed staged rows (so the chain did not look for built rows
     whose staged row is gone), and the untouched people's identity rows stay in place (not
-    written again). Without the comparison of edges, or without the ranking (the uniqueness
-    test fails the build), or with the identity map rebuilt whole, this fails."""
+    written again, nor their combinations of identifiers). Without the comparison of edges,
+    or without the ranking (the uniqueness test fails the build), or with the identity map
+    or its tuples rebuilt whole, this fails."""
     settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
     generate(tmp_path / "gen", settings)
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
@@ -576,6 +596,11 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     # the build inserted the relabelled identifiers' rows into the map (everyone else's
     # stayed), and the edges' snapshot took the day's added and gone edges: it is the edges
     assert "OK created sql incremental model intermediate.int_identity_map " in log
+    # the combinations of identifiers written again: the new ones and those of the
+    # relabelled identifiers, not every one
+    written = int(re.search(r"identity tuples: writing (\d+) combinations", log).group(1))
+    assert 0 < written < count(inc / "work.duckdb",
+                               "select count(*) from intermediate.int_identity_tuples") / 4
     assert count(inc / "work.duckdb", (
         "select count(*) from ((select src, dst from intermediate.int_identity_edges "
         "except select src, dst from intermediate.int_identity_map_edges) union all "

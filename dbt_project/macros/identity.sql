@@ -140,10 +140,20 @@
 
 {#- Post-hook of int_identity_map: what the next build compares with. The snapshot of the
     edges takes the day's added and gone edges (a copy of all of them, ~4M at a million
-    people, cost ~1 s a day), or is copied whole when everyone was relabelled. -#}
+    people, cost ~1 s a day), or is copied whole when everyone was relabelled. The state
+    says which build this was, the build before it (int_identity_tuples checks it was built
+    on top of that one) and whether it relabelled everyone. -#}
 {% macro identity_map_built() -%}
     {%- if target.type == 'duckdb' -%}
-        {%- if identity_relabel_reason() %}
+        {%- set everyone = identity_relabel_reason() != '' -%}
+        {%- set previous = none -%}
+        {%- if adapter.get_relation(this.database, 'intermediate', 'int_identity_map_state') is not none -%}
+            {%- set found = run_query("select built_by from " ~ identity_map_state('state')) -%}
+            {%- if found.rows | length == 1 -%}
+                {%- set previous = found.rows[0][0] -%}
+            {%- endif -%}
+        {%- endif -%}
+        {%- if everyone %}
         create or replace table {{ identity_map_state('edges') }} as
         select src, dst from {{ ref('int_identity_edges') }};
         {%- else %}
@@ -157,6 +167,120 @@
         select
             '{{ identity_map_fingerprint() }}' as fingerprint,
             (select md5(pii_key.key) from {{ source('landing', 'pii_key') }} as pii_key) as key_digest,
+            '{{ invocation_id }}' as built_by,
+            cast({{ "'" ~ previous ~ "'" if previous else 'null' }} as varchar) as previous_built_by,
+            {{ 'true' if everyone else 'false' }} as relabelled_everyone
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Daily builds of int_identity_tuples (DuckDB). A combination's person depends only on the
+    identity map's rows of its identifiers, so the build writes the combinations that are
+    new or hold an identifier the map relabelled this invocation (identity_work.relabel) or
+    changed (identity_work.changed_nodes: new, gone or moved), and deletes those and the
+    combinations no longer seen. Every combination is written again on a first build, a full
+    refresh, a changed int_identity_tuples, when the map relabelled everyone or was not
+    built by this invocation, or when the last build of int_identity_tuples was not on top
+    of the map's previous build (a failed or skipped build in between). -#}
+
+{% macro identity_tuples_state() -%}
+    {{ intermediate_relation('int_identity_tuples_state') }}
+{%- endmacro %}
+
+{% macro identity_tuple_changes() -%}
+    identity_work.tuple_changes
+{%- endmacro %}
+
+{% macro identity_tuples_fingerprint() -%}
+    {{ return(fingerprint([], ['int_identity_tuples'])) }}
+{%- endmacro %}
+
+{#- Why int_identity_tuples writes every combination ('' when only the changed ones). -#}
+{% macro identity_tuples_rebuild_reason() -%}
+    {%- set first = first_build_reason([
+        'intermediate.int_identity_tuples', 'intermediate.int_identity_tuples_state',
+        'intermediate.int_identity_map_state']) -%}
+    {%- if first -%}
+        {{ return(first) }}
+    {%- endif -%}
+    {%- set map = run_query("select * from " ~ identity_map_state('state')) -%}
+    {%- set built = run_query("select * from " ~ identity_tuples_state()) -%}
+    {%- if map.rows | length != 1 or 'relabelled_everyone' not in map.column_names -%}
+        {{ return('no identity map state of this version') }}
+    {%- endif -%}
+    {%- if map.rows[0]['built_by'] != invocation_id or map.rows[0]['relabelled_everyone'] -%}
+        {{ return('the identity map relabelled everyone, or was not built now') }}
+    {%- endif -%}
+    {%- if built.rows | length != 1 or built.rows[0]['fingerprint'] != identity_tuples_fingerprint() -%}
+        {{ return('int_identity_tuples changed') }}
+    {%- endif -%}
+    {%- if built.rows[0]['map_built_by'] != map.rows[0]['previous_built_by'] -%}
+        {{ return("its last build was not on top of the identity map's previous build") }}
+    {%- endif -%}
+    {{ return('') }}
+{%- endmacro %}
+
+{#- True when this build of int_identity_tuples writes only the changed combinations; the
+    model asks with `logged` (the reason is logged once). -#}
+{% macro identity_tuples_daily(logged=false) -%}
+    {%- if target.type != 'duckdb' or not execute or not is_incremental() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return(not (logged_rebuild_reason(identity_tuples_rebuild_reason) if logged
+                   else identity_tuples_rebuild_reason())) }}
+{%- endmacro %}
+
+{#- Pre-hook of int_identity_tuples: on a daily build, the work table of the combinations to
+    write (`is_current`, with their identifiers) or delete (`was_built`), then the delete;
+    otherwise delete every row. One full outer join of the combinations seen and built (5M
+    each at a million people) finds the new and the gone ones. -#}
+{% macro forget_changed_tuples() -%}
+    {%- if target.type == 'duckdb' and is_incremental() -%}
+        {%- if identity_tuples_daily() -%}
+            {%- set affected -%}
+                (select relabel.node_id from identity_work.relabel as relabel
+                 union select changed.node_id from identity_work.changed_nodes as changed)
+            {%- endset -%}
+            {% do replace_work_table(identity_tuple_changes(),
+                'select coalesce(seen.tuple_key, built.tuple_key) as tuple_key, '
+                ~ 'seen.user_node, seen.anonymous_node, seen.email_node, seen.phone_node, '
+                ~ 'seen.tuple_key is not null as is_current, built.tuple_key is not null as was_built '
+                ~ 'from (select ' ~ identity_tuple_key(
+                    "substr(user_node, 3)", "substr(anonymous_node, 3)",
+                    "substr(email_node, 3)", "substr(phone_node, 3)")
+                ~ ' as tuple_key, user_node, anonymous_node, email_node, phone_node from '
+                ~ ref('int_identifier_sightings') ~ ') as seen '
+                ~ 'full outer join ' ~ this ~ ' as built on seen.tuple_key = built.tuple_key '
+                ~ 'where seen.tuple_key is null or built.tuple_key is null '
+                ~ 'or seen.user_node in ' ~ affected ~ ' or seen.anonymous_node in ' ~ affected
+                ~ ' or seen.email_node in ' ~ affected ~ ' or seen.phone_node in ' ~ affected
+            ) %}
+            {%- set counts = run_query(
+                'select count(*) filter (where is_current), count(*) filter (where not is_current) from '
+                ~ identity_tuple_changes()).rows[0] -%}
+            {{ log('identity tuples: writing ' ~ counts[0] ~ ' combinations (new or relabelled), '
+                   ~ 'deleting ' ~ counts[1] ~ ' no longer seen', info=true) }}
+            delete from {{ this }}
+            where tuple_key in (
+                select changed.tuple_key from {{ identity_tuple_changes() }} as changed
+                where changed.was_built
+            )
+        {%- else -%}
+            delete from {{ this }}
+        {%- endif -%}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of int_identity_tuples: which build of the identity map it is on top of. -#}
+{% macro identity_tuples_built() -%}
+    {%- if target.type == 'duckdb' -%}
+        create or replace table {{ identity_tuples_state() }} as
+        select
+            '{{ identity_tuples_fingerprint() }}' as fingerprint,
+            (select map_state.built_by from {{ identity_map_state('state') }} as map_state) as map_built_by,
             '{{ invocation_id }}' as built_by
     {%- else -%}
         select 1

@@ -1,9 +1,28 @@
 {#- One row per combination of identifiers seen on a row, with its person. A row's person is
     the one of its first identifier that is not shared (account id, email, phone, device);
-    a row known only by shared identifiers belongs to the shared identifier's own person. -#}
-{{ config(tags=['identity']) }}
+    a row known only by shared identifiers belongs to the shared identifier's own person.
+
+    A daily build (DuckDB) writes only the combinations that are new or hold an identifier
+    the identity map relabelled, and deletes those and the combinations no longer seen
+    (macros/identity.sql); everyone else's rows stay. -#}
+{{
+    config(
+        tags=['identity'],
+        materialized=("incremental" if target.type == "duckdb" else "table"),
+        incremental_strategy="append",
+        on_schema_change="sync_all_columns",
+        pre_hook="{{ forget_changed_tuples() }}",
+        post_hook="{{ identity_tuples_built() }}",
+    )
+}}
 with sightings as (
-    select * from {{ ref('int_identifier_sightings') }}
+    {%- if identity_tuples_daily(logged=true) %}
+        -- the combinations the pre-hook found new or relabelled
+        select * from {{ identity_tuple_changes() }}
+        where is_current
+    {%- else %}
+        select * from {{ ref('int_identifier_sightings') }}
+    {%- endif %}
 ),
 
 identity_map as (

@@ -601,6 +601,13 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     written = int(re.search(r"identity tuples: writing (\d+) combinations", log).group(1))
     assert 0 < written < count(inc / "work.duckdb",
                                "select count(*) from intermediate.int_identity_tuples") / 4
+    # and their key tests read the rows written (with any row sharing their key)
+    compiled = inc / "dbt_target" / "compiled" / "ulm" / "models" / "intermediate"
+    for test, written_rows in (("int_identity_map.yml/unique_int_identity_map_node_id.sql",
+                                "identity_work.relabel"),
+                               ("int_identity_tuples.yml/unique_int_identity_tuples_tuple_key.sql",
+                                "identity_work.tuple_changes")):
+        assert written_rows in (compiled / test).read_text()
     assert count(inc / "work.duckdb", (
         "select count(*) from ((select src, dst from intermediate.int_identity_edges "
         "except select src, dst from intermediate.int_identity_map_edges) union all "

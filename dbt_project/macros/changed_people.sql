@@ -725,6 +725,10 @@
         {%- set where = newly_staged_rows_filter(relation) -%}
     {%- elif where == '__rebuilt_event_rows__' -%}
         {%- set where = rebuilt_event_rows_filter(relation) -%}
+    {%- elif where == '__relabelled_identifier_rows__' -%}
+        {%- set where = relabelled_identifier_rows_filter() -%}
+    {%- elif where == '__rewritten_tuple_rows__' -%}
+        {%- set where = rewritten_tuple_rows_filter() -%}
     {%- endif -%}
     {%- if where -%}
         {%- set filtered -%}

@@ -274,15 +274,46 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook of int_identity_tuples: which build of the identity map it is on top of. -#}
+{#- Post-hook of int_identity_tuples: which build of the identity map it is on top of, and
+    whether it wrote every combination. -#}
 {% macro identity_tuples_built() -%}
     {%- if target.type == 'duckdb' -%}
         create or replace table {{ identity_tuples_state() }} as
         select
             '{{ identity_tuples_fingerprint() }}' as fingerprint,
             (select map_state.built_by from {{ identity_map_state('state') }} as map_state) as map_built_by,
-            '{{ invocation_id }}' as built_by
+            '{{ invocation_id }}' as built_by,
+            {{ 'false' if identity_tuples_daily() else 'true' }} as wrote_everything
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+{#- What the key tests of int_identity_map and int_identity_tuples read (get_where_subquery):
+    on a daily build of this invocation, the rows it wrote, with any other row sharing their
+    key; every row otherwise. The rows left out were tested when they were written. -#}
+{% macro relabelled_identifier_rows_filter() -%}
+    {%- set state = identity_map_state('state') -%}
+    {%- if target.type == 'duckdb' and execute
+        and adapter.get_relation(target.database, 'intermediate', 'int_identity_map_state') is not none -%}
+        {%- set found = run_query("select * from " ~ state) -%}
+        {%- if found.rows | length == 1 and 'relabelled_everyone' in found.column_names
+            and found.rows[0]['built_by'] == invocation_id and not found.rows[0]['relabelled_everyone'] -%}
+            {{ return('node_id in (select relabel.node_id from identity_work.relabel as relabel)') }}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return('true') }}
+{%- endmacro %}
+
+{% macro rewritten_tuple_rows_filter() -%}
+    {%- if target.type == 'duckdb' and execute
+        and adapter.get_relation(target.database, 'intermediate', 'int_identity_tuples_state') is not none -%}
+        {%- set found = run_query("select * from " ~ identity_tuples_state()) -%}
+        {%- if found.rows | length == 1 and 'wrote_everything' in found.column_names
+            and found.rows[0]['built_by'] == invocation_id and not found.rows[0]['wrote_everything'] -%}
+            {{ return('tuple_key in (select changed.tuple_key from ' ~ identity_tuple_changes()
+                      ~ ' as changed where changed.is_current)') }}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return('true') }}
 {%- endmacro %}

@@ -457,19 +457,23 @@ def test_event_id_hash_collisions_change_nothing(tmp_path):
 
 def test_identity_tuples_written_whole_after_a_map_build_without_them(tmp_path):
     """A build of the identity models up to the map alone merges two customers; the
-    combinations of identifiers are not built then, so the next build writes them all
-    again (it cannot tell which identifiers that build relabelled) and equals a full
-    refresh. Writing only the day's changes then would leave the merged customers' old
-    persons on their rows."""
+    combinations of identifiers are not built then, so the next build of them writes them
+    all again (it cannot tell which identifiers that build relabelled). That build stops
+    there too, so the chain's next build compares every combination with its snapshot (not
+    only those written since), and everything equals a full refresh. Writing or comparing
+    only the day's changes would leave the merged customers' old persons on their rows."""
     settings = GeneratorSettings(users=60, days=30, seed=5, chunk_users=60)
     generate(tmp_path / "gen", settings)
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
     build(raw, inc, settings.end_date)
     add_identity_link(raw, settings.end_date)
     build(raw, inc, settings.end_date, select="+int_identity_map")
-    log = build(raw, inc, settings.end_date)
+    log = build(raw, inc, settings.end_date, select="+int_identity_tuples")
     assert ("int_identity_tuples: everyone (its last build was not on top of the identity "
             "map's previous build)") in log
+    log = build(raw, inc, settings.end_date)
+    assert re.search(r"identity tuples: writing \d+ combinations", log)
+    assert "compares only the combinations of identifiers" not in log
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
 
@@ -601,6 +605,9 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     written = int(re.search(r"identity tuples: writing (\d+) combinations", log).group(1))
     assert 0 < written < count(inc / "work.duckdb",
                                "select count(*) from intermediate.int_identity_tuples") / 4
+    # the chain compared only those combinations with its snapshot of them
+    assert ("int_changed_people: compares only the combinations of identifiers "
+            "int_identity_tuples wrote with the snapshot") in log
     # and their key tests read the rows written (with any row sharing their key)
     compiled = inc / "dbt_target" / "compiled" / "ulm" / "models" / "intermediate"
     for test, written_rows in (("int_identity_map.yml/unique_int_identity_map_node_id.sql",

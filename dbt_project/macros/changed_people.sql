@@ -516,8 +516,14 @@
     drops any differences a stopped build left. -#}
 {% macro chain_snapshot_differences() -%}
     {%- if target.type == 'duckdb' and execute and not chain_rebuild_reason() -%}
+        {%- set tuples_written = tuples_written_since_chain() %}
+        {%- if tuples_written %}
+            {{- log('int_changed_people: compares only the combinations of identifiers '
+                    ~ 'int_identity_tuples wrote with the snapshot', info=true) }}
+        {%- endif %}
         {%- for part, spec in chain_snapshots().items() %}
             {%- set model, key, columns = spec %}
+            {%- set only_written = part == 'tuples' and tuples_written %}
         create or replace table {{ chain_state(part ~ '_differences') }} as
         select
             coalesce(current_rows.{{ key }}, built.{{ key }}) as {{ key }},
@@ -527,8 +533,20 @@
             {%- endfor %}
             current_rows.{{ key }} is not null as is_current,
             built.{{ key }} is not null as was_built
+        {%- if only_written %}
+        -- only the combinations int_identity_tuples wrote or deleted can differ
+        from (
+            select * from {{ ref(model) }}
+            where {{ key }} in (select written.{{ key }} from {{ tuples_written }} as written)
+        ) as current_rows
+        full outer join (
+            select * from {{ chain_state(part) }}
+            where {{ key }} in (select written.{{ key }} from {{ tuples_written }} as written)
+        ) as built on current_rows.{{ key }} = built.{{ key }}
+        {%- else %}
         from {{ ref(model) }} as current_rows
         full outer join {{ chain_state(part) }} as built on current_rows.{{ key }} = built.{{ key }}
+        {%- endif %}
         where
             current_rows.{{ key }} is null
             or built.{{ key }} is null
@@ -543,6 +561,27 @@
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+{#- The combinations of identifiers int_identity_tuples wrote or deleted (a relation), when
+    that is all that changed in it since the chain's last complete build: it was built now,
+    not whole, and its build before was in that same invocation (the snapshot of the tuples,
+    taken at the chain's end, is the table as that build left it). None otherwise. -#}
+{% macro tuples_written_since_chain() -%}
+    {%- if adapter.get_relation(target.database, 'intermediate', 'int_identity_tuples_state') is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set tuples = run_query("select * from " ~ identity_tuples_state()) -%}
+    {%- set chain = run_query("select * from " ~ chain_state('state')) -%}
+    {%- if tuples.rows | length == 1 and chain.rows | length == 1
+        and 'previous_built_by' in tuples.column_names
+        and tuples.rows[0]['built_by'] == invocation_id
+        and not tuples.rows[0]['wrote_everything']
+        and tuples.rows[0]['previous_built_by'] is not none
+        and tuples.rows[0]['previous_built_by'] == chain.rows[0]['history_built_by'] -%}
+        {{ return(identity_tuple_changes()) }}
+    {%- endif -%}
+    {{ return(none) }}
 {%- endmacro %}
 
 {#- The snapshot `part` brought up to date: its differing rows replaced by the current ones

@@ -274,15 +274,25 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook of int_identity_tuples: which build of the identity map it is on top of, and
-    whether it wrote every combination. -#}
+{#- Post-hook of int_identity_tuples: which build of the identity map it is on top of, the
+    build of int_identity_tuples before it (int_changed_people compares only the written
+    combinations when that one was the chain's last complete build), and whether it wrote
+    every combination. -#}
 {% macro identity_tuples_built() -%}
     {%- if target.type == 'duckdb' -%}
+        {%- set previous = none -%}
+        {%- if adapter.get_relation(this.database, 'intermediate', 'int_identity_tuples_state') is not none -%}
+            {%- set found = run_query("select built_by from " ~ identity_tuples_state()) -%}
+            {%- if found.rows | length == 1 -%}
+                {%- set previous = found.rows[0][0] -%}
+            {%- endif -%}
+        {%- endif -%}
         create or replace table {{ identity_tuples_state() }} as
         select
             '{{ identity_tuples_fingerprint() }}' as fingerprint,
             (select map_state.built_by from {{ identity_map_state('state') }} as map_state) as map_built_by,
             '{{ invocation_id }}' as built_by,
+            cast({{ "'" ~ previous ~ "'" if previous else 'null' }} as varchar) as previous_built_by,
             {{ 'false' if identity_tuples_daily() else 'true' }} as wrote_everything
     {%- else -%}
         select 1

@@ -138,6 +138,16 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The dbt invocation that wrote a state table of the intermediate schema (`built_by`), or
+    none without one. -#}
+{% macro stored_built_by(table) -%}
+    {%- if adapter.get_relation(this.database, 'intermediate', table) is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set found = run_query("select built_by from " ~ intermediate_relation(table)) -%}
+    {{ return(found.rows[0][0] if found.rows | length == 1 else none) }}
+{%- endmacro %}
+
 {#- Post-hook of int_identity_map: what the next build compares with. The snapshot of the
     edges takes the day's added and gone edges (a copy of all of them, ~4M at a million
     people, cost ~1 s a day), or is copied whole when everyone was relabelled. The state
@@ -146,13 +156,7 @@
 {% macro identity_map_built() -%}
     {%- if target.type == 'duckdb' -%}
         {%- set everyone = identity_relabel_reason() != '' -%}
-        {%- set previous = none -%}
-        {%- if adapter.get_relation(this.database, 'intermediate', 'int_identity_map_state') is not none -%}
-            {%- set found = run_query("select built_by from " ~ identity_map_state('state')) -%}
-            {%- if found.rows | length == 1 -%}
-                {%- set previous = found.rows[0][0] -%}
-            {%- endif -%}
-        {%- endif -%}
+        {%- set previous = stored_built_by('int_identity_map_state') -%}
         {%- if everyone %}
         create or replace table {{ identity_map_state('edges') }} as
         select src, dst from {{ ref('int_identity_edges') }};
@@ -280,13 +284,7 @@
     every combination. -#}
 {% macro identity_tuples_built() -%}
     {%- if target.type == 'duckdb' -%}
-        {%- set previous = none -%}
-        {%- if adapter.get_relation(this.database, 'intermediate', 'int_identity_tuples_state') is not none -%}
-            {%- set found = run_query("select built_by from " ~ identity_tuples_state()) -%}
-            {%- if found.rows | length == 1 -%}
-                {%- set previous = found.rows[0][0] -%}
-            {%- endif -%}
-        {%- endif -%}
+        {%- set previous = stored_built_by('int_identity_tuples_state') -%}
         create or replace table {{ identity_tuples_state() }} as
         select
             '{{ identity_tuples_fingerprint() }}' as fingerprint,

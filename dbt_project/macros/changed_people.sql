@@ -568,17 +568,13 @@
     not whole, and its build before was in that same invocation (the snapshot of the tuples,
     taken at the chain's end, is the table as that build left it). None otherwise. -#}
 {% macro tuples_written_since_chain() -%}
-    {%- if adapter.get_relation(target.database, 'intermediate', 'int_identity_tuples_state') is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set tuples = run_query("select * from " ~ identity_tuples_state()) -%}
-    {%- set chain = run_query("select * from " ~ chain_state('state')) -%}
-    {%- if tuples.rows | length == 1 and chain.rows | length == 1
-        and 'previous_built_by' in tuples.column_names
-        and tuples.rows[0]['built_by'] == invocation_id
-        and not tuples.rows[0]['wrote_everything']
-        and tuples.rows[0]['previous_built_by'] is not none
-        and tuples.rows[0]['previous_built_by'] == chain.rows[0]['history_built_by'] -%}
+    {%- set tuples = state_row('int_identity_tuples_state') -%}
+    {%- set chain = state_row('int_person_chain_state') -%}
+    {%- if tuples is not none and chain is not none
+        and tuples.get('built_by') == invocation_id
+        and tuples.get('wrote_everything') == false
+        and tuples.get('previous_built_by') is not none
+        and tuples.get('previous_built_by') == chain.get('history_built_by') -%}
         {{ return(identity_tuple_changes()) }}
     {%- endif -%}
     {{ return(none) }}

@@ -141,11 +141,19 @@
 {#- The dbt invocation that wrote a state table of the intermediate schema (`built_by`), or
     none without one. -#}
 {% macro stored_built_by(table) -%}
-    {%- if adapter.get_relation(this.database, 'intermediate', table) is none -%}
+    {%- set row = state_row(table) -%}
+    {{ return(row['built_by'] if row is not none else none) }}
+{%- endmacro %}
+
+{#- The one row of a state table of the intermediate schema (DuckDB), or none: no table, no
+    single row, or parsing. -#}
+{% macro state_row(table) -%}
+    {%- if target.type != 'duckdb' or not execute
+        or adapter.get_relation(target.database, 'intermediate', table) is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set found = run_query("select built_by from " ~ intermediate_relation(table)) -%}
-    {{ return(found.rows[0][0] if found.rows | length == 1 else none) }}
+    {%- set found = run_query("select * from " ~ intermediate_relation(table)) -%}
+    {{ return(found.rows[0] if found.rows | length == 1 else none) }}
 {%- endmacro %}
 
 {#- Post-hook of int_identity_map: what the next build compares with. The snapshot of the
@@ -301,27 +309,20 @@
     on a daily build of this invocation, the rows it wrote, with any other row sharing their
     key; every row otherwise. The rows left out were tested when they were written. -#}
 {% macro relabelled_identifier_rows_filter() -%}
-    {%- set state = identity_map_state('state') -%}
-    {%- if target.type == 'duckdb' and execute
-        and adapter.get_relation(target.database, 'intermediate', 'int_identity_map_state') is not none -%}
-        {%- set found = run_query("select * from " ~ state) -%}
-        {%- if found.rows | length == 1 and 'relabelled_everyone' in found.column_names
-            and found.rows[0]['built_by'] == invocation_id and not found.rows[0]['relabelled_everyone'] -%}
-            {{ return('node_id in (select relabel.node_id from identity_work.relabel as relabel)') }}
-        {%- endif -%}
+    {%- set built = state_row('int_identity_map_state') -%}
+    {%- if built is not none and built.get('built_by') == invocation_id
+        and built.get('relabelled_everyone') == false -%}
+        {{ return('node_id in (select relabel.node_id from identity_work.relabel as relabel)') }}
     {%- endif -%}
     {{ return('true') }}
 {%- endmacro %}
 
 {% macro rewritten_tuple_rows_filter() -%}
-    {%- if target.type == 'duckdb' and execute
-        and adapter.get_relation(target.database, 'intermediate', 'int_identity_tuples_state') is not none -%}
-        {%- set found = run_query("select * from " ~ identity_tuples_state()) -%}
-        {%- if found.rows | length == 1 and 'wrote_everything' in found.column_names
-            and found.rows[0]['built_by'] == invocation_id and not found.rows[0]['wrote_everything'] -%}
-            {{ return('tuple_key in (select changed.tuple_key from ' ~ identity_tuple_changes()
-                      ~ ' as changed where changed.is_current)') }}
-        {%- endif -%}
+    {%- set built = state_row('int_identity_tuples_state') -%}
+    {%- if built is not none and built.get('built_by') == invocation_id
+        and built.get('wrote_everything') == false -%}
+        {{ return('tuple_key in (select changed.tuple_key from ' ~ identity_tuple_changes()
+                  ~ ' as changed where changed.is_current)') }}
     {%- endif -%}
     {{ return('true') }}
 {%- endmacro %}

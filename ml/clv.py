@@ -15,6 +15,7 @@ priors the MAP is the maximum-likelihood estimate.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import warnings
 from dataclasses import dataclass
@@ -180,6 +181,62 @@ def params_table(f: ClvFit) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "param", "value"]).assign(
         time_unit=f.time_unit, customers=f.customers, repeat_customers=f.repeat_customers,
         spend_frequency_corr=f.spend_frequency_corr)
+
+
+def stored_fit(params: pd.DataFrame) -> ClvFit:
+    """The fit a clv_model_params table holds (rows of params_table): predict needs only the
+    parameters, so a stored fit scores without pymc. Raises ValueError when a parameter is
+    missing (a table from a run that could not fit)."""
+    values = {(m, "v" if m == "gamma_gamma" and p == "gamma" else p): float(v)
+              for m, p, v in zip(params["model"], params["param"], params["value"], strict=True)}
+    wanted = [("bg_nbd", n) for n in ("r", "alpha", "a", "b")] + [
+        ("gamma_gamma", n) for n in ("p", "q", "v")]
+    missing = [f"{m}.{n}" for m, n in wanted if (m, n) not in values]
+    if missing:
+        raise ValueError(f"stored CLV parameters lack {', '.join(missing)}")
+    first = params.iloc[0]
+    return ClvFit(bg_nbd={n: values[("bg_nbd", n)] for n in ("r", "alpha", "a", "b")},
+                  gamma_gamma={n: values[("gamma_gamma", n)] for n in ("p", "q", "v")},
+                  time_unit=str(first["time_unit"]), customers=int(first["customers"]),
+                  repeat_customers=int(first["repeat_customers"]),
+                  spend_frequency_corr=float(first["spend_frequency_corr"]),
+                  bg_model=None, gg_model=None)
+
+
+def repeat_customers(summary: pd.DataFrame) -> int:
+    """People with a repeat purchase and positive spend: the Gamma-Gamma model's data."""
+    return int(((summary["frequency"] > 0) & (summary["monetary_value"] > 0)).sum())
+
+
+def refit_decision(stored: ClvFit | None, fitted_on: dt.date | None, as_of: dt.date,
+                   customers: int, repeat: int, time_unit: str, every_days: int,
+                   max_change: float, min_repeat_customers: int) -> tuple[bool, str]:
+    """Fit again, or score with the stored parameters? A year of purchase history moves the
+    maximum-likelihood parameters little from one day to the next, and the fit is most of the
+    CLV step's time, so a stored fit stands while it is younger than `every_days`, from a date
+    not after this run's (a backfill of an earlier date fits on that date's data), in the same
+    time unit, and the buyers and repeat buyers have each changed by at most `max_change`
+    (a share) since it was fitted."""
+    if stored is None or fitted_on is None:
+        return True, "no stored fit"
+    age = (as_of - fitted_on).days
+    if age < 0:
+        return True, (f"the stored fit is of {fitted_on}, after this run's date: a backfill "
+                      "fits on its own date's data")
+    if age >= every_days:
+        return True, f"the stored fit is {age} days old (refit every {every_days})"
+    if stored.time_unit != time_unit:
+        return True, f"the stored fit counts time in {stored.time_unit}s, not {time_unit}s"
+    if repeat < min_repeat_customers:
+        return True, f"{repeat} people with a repeat purchase now"
+    for what, now, then in (("buyers", customers, stored.customers),
+                            ("repeat buyers", repeat, stored.repeat_customers)):
+        change = abs(now - then) / max(then, 1)
+        if change > max_change:
+            return True, (f"{what} changed by {change:.1%} since the fit ({then:,} -> {now:,}; "
+                          f"refit above {max_change:.1%})")
+    return False, (f"the fit of {fitted_on} ({age} days old) stands: buyers {stored.customers:,} "
+                   f"-> {customers:,}, repeat buyers {stored.repeat_customers:,} -> {repeat:,}")
 
 
 # pymc-marketing's `customer_lifetime_value` steps: one month of the purchase history's unit

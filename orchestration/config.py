@@ -166,6 +166,15 @@ class ClvConfig(_Section):
                                                                "fit) runs again once the "
                                                                "stored one is this many days "
                                                                "old; 1 = every day.")
+    refit_every_days: int = Field(7, ge=1, description="The CLV models are fitted again "
+                                                       "once the stored fit is this many "
+                                                       "days old; in between, today's "
+                                                       "purchases are scored with its "
+                                                       "parameters. 1 = fit every day.")
+    refit_max_change: float = Field(0.05, ge=0, description="Fit again sooner when the "
+                                                            "buyers or the repeat buyers "
+                                                            "changed by more than this share "
+                                                            "since the stored fit.")
     min_repeat_customers: int = Field(20, ge=5, description="Fewer people with a repeat "
                                                           "purchase than this: no CLV fit "
                                                           "(clv stays null, with a warning).")

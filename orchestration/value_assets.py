@@ -30,7 +30,7 @@ USER_CLV_COLUMNS = {
 PARAMS_COLUMNS = {
     "as_of_date": "date", "model": "varchar", "param": "varchar", "value": "double",
     "time_unit": "varchar", "customers": "integer", "repeat_customers": "integer",
-    "spend_frequency_corr": "double",
+    "spend_frequency_corr": "double", "fitted_on": "date",
 }
 HOLDOUT_COLUMNS = {
     "as_of_date": "date", "cutoff_date": "date", "frequency_label": "varchar",
@@ -72,12 +72,55 @@ def _purchase_summary(ulm: UlmSettings) -> pd.DataFrame:
                       "from intermediate.int_purchase_summary order by user_key")
 
 
+def _stored_fit(ulm: UlmSettings) -> tuple[clv.ClvFit | None, dt.date | None]:
+    """The last run's CLV parameters and the as-of date they were fitted on; (None, None)
+    when there are none (first run, a run that could not fit, a table from before
+    `fitted_on`)."""
+    with ulm.connect_work(read_only=True) as con:
+        columns = {r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'marts' "
+            "and table_name = 'clv_model_params'").fetchall()}
+        if "fitted_on" not in columns:
+            return None, None
+        params = con.execute("select * from marts.clv_model_params").df()
+    if params.empty or params["fitted_on"].nunique() != 1:
+        return None, None
+    try:
+        return clv.stored_fit(params), pd.Timestamp(params["fitted_on"].iloc[0]).date()
+    except ValueError:
+        return None, None
+
+
+def _fit(context: dg.AssetExecutionContext, ulm: UlmSettings, summary: pd.DataFrame,
+         as_of: dt.date, metadata: dict) -> tuple[clv.ClvFit, dt.date]:
+    """The CLV fit to score with and the date it was fitted on: the stored one while
+    `clv.refit_every_days` and `clv.refit_max_change` let it stand, else a new fit (raises
+    ClvFitError when there is too little history)."""
+    c = ulm.load_config().clv
+    stored, fitted_on = _stored_fit(ulm)
+    refit, why = clv.refit_decision(stored, fitted_on, as_of, len(summary),
+                                    clv.repeat_customers(summary), "day", c.refit_every_days,
+                                    c.refit_max_change, c.min_repeat_customers)
+    metadata.update({"refitted": refit, "refit_reason": why})
+    if not refit:
+        context.log.info(f"CLV scored with stored parameters: {why}")
+        return stored, fitted_on
+    started = time.perf_counter()
+    fit = clv.fit(summary, "day", c.min_repeat_customers)
+    metadata["fit_seconds"] = round(time.perf_counter() - started, 2)
+    context.log.info(f"CLV fitted on {len(summary):,} buyers in {metadata['fit_seconds']}s "
+                     f"({why}): BG/NBD {fit.bg_nbd}, Gamma-Gamma {fit.gamma_gamma}")
+    return fit, as_of
+
+
 @dg.asset(key=CLV_KEY, deps=[_model_key("int_purchase_summary"), _model_key("int_user_profile")],
           group_name="value", kinds={"python", "pymc"})
 def user_clv(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
     """Every person's CLV: BG/NBD + Gamma-Gamma fitted by maximum likelihood on the completed
-    orders up to the as-of date; probability alive, expected purchases and order value over
-    the horizon, discounted CLV and value tier. People without an order get tier
+    orders up to the as-of date (again once the stored fit is `clv.refit_every_days` old or
+    the buyers moved by more than `clv.refit_max_change`; in between today's purchases are
+    scored with the stored parameters); probability alive, expected purchases and order
+    value over the horizon, discounted CLV and value tier. People without an order get tier
     `no_purchase`; with one order only, the models' population-level answer."""
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
@@ -85,18 +128,16 @@ def user_clv(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDat
     clv.use_compile_dir()
     people = _read(ulm, "select user_key from intermediate.int_user_profile")
     summary = _purchase_summary(ulm)
-    started = time.perf_counter()
     metadata: dict = {"buyers": len(summary), "people": len(people)}
     try:
-        fit = clv.fit(summary, "day", c.min_repeat_customers)
-        fit_seconds = time.perf_counter() - started
+        fit, fitted_on = _fit(context, ulm, summary, pd.Timestamp(as_of).date(), metadata)
         started = time.perf_counter()
         scored = clv.predict(fit, summary, c.horizon_months, c.annual_discount_rate)
         scored["value_tier"] = clv.value_tiers(scored["clv"], c.high_value_share,
                                                c.medium_value_share)
-        params = clv.params_table(fit)
+        params = clv.params_table(fit).assign(fitted_on=fitted_on)
         metadata.update({
-            "fit_seconds": round(fit_seconds, 2),
+            "fitted_on": str(fitted_on),
             "score_seconds": round(time.perf_counter() - started, 2),
             "repeat_customers": fit.repeat_customers,
             "bg_nbd": dg.MetadataValue.json({k: round(v, 6) for k, v in fit.bg_nbd.items()}),
@@ -109,8 +150,6 @@ def user_clv(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDat
             context.log.warning(
                 f"spend and frequency correlate ({fit.spend_frequency_corr:.2f}): the "
                 "Gamma-Gamma assumption of independence is questionable for this data")
-        context.log.info(f"CLV fitted on {len(summary):,} buyers in {fit_seconds:.1f}s: "
-                         f"BG/NBD {fit.bg_nbd}, Gamma-Gamma {fit.gamma_gamma}")
     except clv.ClvFitError as exc:
         context.log.warning(f"CLV not fitted: {exc}; clv stays null")
         scored = summary.assign(p_alive=np.nan, expected_purchases=np.nan,

@@ -182,6 +182,45 @@ def test_the_holdout_check_reruns_weekly_and_for_earlier_dates():
         day - dt.timedelta(days=1), day, 1)
 
 
+def test_a_stored_fit_scores_as_the_fit_it_was_stored_from(cdnow):
+    summary, fit = cdnow
+    stored = clv.stored_fit(clv.params_table(fit).sample(frac=1.0, random_state=1))
+    assert (stored.bg_nbd, stored.gamma_gamma, stored.time_unit, stored.customers,
+            stored.repeat_customers) == (fit.bg_nbd, fit.gamma_gamma, "week", 2357, 946)
+    pd.testing.assert_frame_equal(clv.predict(stored, summary, 12, 0.10),
+                                  clv.predict(fit, summary, 12, 0.10))
+    with pytest.raises(ValueError, match="lack gamma_gamma.v"):
+        clv.stored_fit(clv.params_table(fit).query("param != 'gamma'"))
+
+
+def test_a_stored_clv_fit_stands_a_week_unless_the_buyers_moved(cdnow):
+    _, fit = cdnow  # 2357 buyers, 946 repeat buyers, in weeks
+    day = dt.date(2026, 11, 21)
+
+    def decide(fitted_on, customers=2357, repeat=946, unit="week", every=7, min_repeat=20):
+        return clv.refit_decision(fit, fitted_on, day, customers, repeat, unit, every, 0.05,
+                                  min_repeat)
+
+    assert decide(day) == (False, "the fit of 2026-11-21 (0 days old) stands: buyers 2,357 "
+                                  "-> 2,357, repeat buyers 946 -> 946")
+    assert not decide(day - dt.timedelta(days=6), customers=2470, repeat=990)[0]  # +4.8%, +4.7%
+    assert clv.refit_decision(None, None, day, 1, 1, "day", 7, 0.05, 20) == (True, "no stored fit")
+    refits = {
+        "old": decide(day - dt.timedelta(days=7)),
+        "backfill": decide(day + dt.timedelta(days=1)),
+        "buyers": decide(day, customers=2476),
+        "repeat": decide(day, repeat=898),
+        "unit": decide(day, unit="day"),
+        "daily": decide(day - dt.timedelta(days=1), every=1),
+        "too few": decide(day, min_repeat=1000),
+    }
+    assert all(refit for refit, _ in refits.values())
+    assert refits["old"][1] == "the stored fit is 7 days old (refit every 7)"
+    assert "after this run's date" in refits["backfill"][1]
+    assert refits["buyers"][1].startswith("buyers changed by 5.0% since the fit (2,357 -> 2,476")
+    assert refits["repeat"][1].startswith("repeat buyers changed by 5.1%")
+
+
 @pytest.mark.parametrize("discount", [0.0, 0.10])
 def test_predictions_equal_pymc_marketings_own(cdnow, discount):
     # ml.clv computes on arrays what pymc-marketing's xarray methods compute

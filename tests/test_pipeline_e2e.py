@@ -223,6 +223,10 @@ def test_backfill_rerun_is_idempotent_and_a_corrupt_file_blocks_without_touching
         == small_world.as_of
     assert q(serving, "select distinct model_version from marts.user_churn_scores")[0][0] \
         .startswith(day_before.replace("-", ""))
+    # the day before fitted CLV on its own data (the stored fit saw later days); the as-of
+    # date a day later scored with those parameters, and says so
+    assert q(serving, "select distinct as_of_date::varchar, fitted_on::varchar "
+                      "from marts.clv_model_params") == [(small_world.as_of, day_before)]
     instance = dg.DagsterInstance.from_config(str(warehouse / "dagster_home"))
     partitions = [r.tags.get("dagster/partition") for r in instance.get_runs(limit=2)]
     assert partitions == [small_world.as_of, day_before]  # newest first

@@ -13,6 +13,7 @@ import pandas as pd
 from ml import clv, reports, winback
 from orchestration.assets import RunDate, _model_key
 from orchestration.churn_assets import SCORES_KEY
+from orchestration.config import ClvConfig
 from orchestration.dbt_args import resolve_as_of
 from orchestration.resources import UlmSettings
 from orchestration.tables import replace_table
@@ -91,12 +92,11 @@ def _stored_fit(ulm: UlmSettings) -> tuple[clv.ClvFit | None, dt.date | None]:
         return None, None
 
 
-def _fit(context: dg.AssetExecutionContext, ulm: UlmSettings, summary: pd.DataFrame,
-         as_of: dt.date, metadata: dict) -> tuple[clv.ClvFit, dt.date]:
+def _fit(context: dg.AssetExecutionContext, ulm: UlmSettings, c: ClvConfig,
+         summary: pd.DataFrame, as_of: dt.date, metadata: dict) -> tuple[clv.ClvFit, dt.date]:
     """The CLV fit to score with and the date it was fitted on: the stored one while
     `clv.refit_every_days` and `clv.refit_max_change` let it stand, else a new fit (raises
     ClvFitError when there is too little history)."""
-    c = ulm.load_config().clv
     stored, fitted_on = _stored_fit(ulm)
     refit, why = clv.refit_decision(stored, fitted_on, as_of, len(summary),
                                     clv.repeat_customers(summary), "day", c.refit_every_days,
@@ -130,7 +130,7 @@ def user_clv(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDat
     summary = _purchase_summary(ulm)
     metadata: dict = {"buyers": len(summary), "people": len(people)}
     try:
-        fit, fitted_on = _fit(context, ulm, summary, pd.Timestamp(as_of).date(), metadata)
+        fit, fitted_on = _fit(context, ulm, c, summary, pd.Timestamp(as_of).date(), metadata)
         started = time.perf_counter()
         scored = clv.predict(fit, summary, c.horizon_months, c.annual_discount_rate)
         scored["value_tier"] = clv.value_tiers(scored["clv"], c.high_value_share,

@@ -128,8 +128,7 @@ def run_pipeline(raw_dir: Path, warehouse: Path, as_of: str | None, config_path:
 
     _say("preparing the dbt manifest ...")
     prepare_manifest()
-    import dagster as dg
-
+    from orchestration.dagster_storage import open_instance
     from orchestration.definitions import build_resources, defs
     from orchestration.resources import UlmSettings
     from orchestration.schedules import run_config_for
@@ -137,7 +136,7 @@ def run_pipeline(raw_dir: Path, warehouse: Path, as_of: str | None, config_path:
     settings = UlmSettings(raw_dir=str(Path(raw_dir).resolve()), warehouse_dir=str(warehouse),
                            config_path=str(Path(config_path).resolve()) if config_path else "",
                            pii_key=pii_key)
-    instance = dg.DagsterInstance.from_config(str(_dagster_home(warehouse)))
+    instance = open_instance(_dagster_home(warehouse))
     _say(f"running the pipeline as of {as_of_date} (raw: {raw_dir}, warehouse: {warehouse}) ...")
     started = time.perf_counter()
     job = defs.resolve_job_def("ulm_daily")
@@ -146,10 +145,11 @@ def run_pipeline(raw_dir: Path, warehouse: Path, as_of: str | None, config_path:
     tags = {"as_of": as_of_date, "launched_by": "ulm run"}
     if job.partitions_def.has_partition_key(as_of_date):
         tags["dagster/partition"] = as_of_date  # the UI shows it as that date's partition run
-    result = job.execute_in_process(
-        run_config=run_config, instance=instance,
-        resources=build_resources(settings), raise_on_error=False, tags=tags,
-    )
+    with instance:  # closes the event log's databases when the run is over
+        result = job.execute_in_process(
+            run_config=run_config, instance=instance,
+            resources=build_resources(settings), raise_on_error=False, tags=tags,
+        )
     seconds = time.perf_counter() - started
     health = _health(warehouse, result.run_id)
     if not result.success:

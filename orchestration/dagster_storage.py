@@ -5,8 +5,8 @@ the event log reuses one SQLAlchemy engine, and its pooled connection, per datab
 Dagster's SQLite event log creates an engine, connects and disposes of it for every event it
 stores, and closing a database's last connection checkpoints its write-ahead log. A run
 stores ~800 events (each step's start and end, every dbt model's materialization and test
-result, log lines): that took 5.7 s of an empty run's 23.0 s here (17.3 s with the engines
-kept, measured). The files, their schema and their locking are Dagster's own, so the UI
+result, log lines): an empty run took 23.0 s here, 17.3-17.9 s with the engines kept
+(measured). The files, their schema and their locking are Dagster's own, so the UI
 (`ulm ui`, which runs Dagster's stock storage classes) reads and writes them as before; a
 storage configured in dagster.yaml (Postgres, another SQLite folder) is left as it is.
 """

@@ -216,18 +216,18 @@
     {%- if first -%}
         {{ return(first) }}
     {%- endif -%}
-    {%- set map = run_query("select * from " ~ identity_map_state('state')) -%}
-    {%- set built = run_query("select * from " ~ identity_tuples_state()) -%}
-    {%- if map.rows | length != 1 or 'relabelled_everyone' not in map.column_names -%}
+    {%- set map = state_row('int_identity_map_state') -%}
+    {%- set built = state_row('int_identity_tuples_state') -%}
+    {%- if map is none or 'relabelled_everyone' not in map.keys() -%}
         {{ return('no identity map state of this version') }}
     {%- endif -%}
-    {%- if map.rows[0]['built_by'] != invocation_id or map.rows[0]['relabelled_everyone'] -%}
+    {%- if map['built_by'] != invocation_id or map['relabelled_everyone'] -%}
         {{ return('the identity map relabelled everyone, or was not built now') }}
     {%- endif -%}
-    {%- if built.rows | length != 1 or built.rows[0]['fingerprint'] != identity_tuples_fingerprint() -%}
+    {%- if built is none or built.get('fingerprint') != identity_tuples_fingerprint() -%}
         {{ return('int_identity_tuples changed') }}
     {%- endif -%}
-    {%- if built.rows[0]['map_built_by'] != map.rows[0]['previous_built_by'] -%}
+    {%- if built.get('map_built_by') != map['previous_built_by'] -%}
         {{ return("its last build was not on top of the identity map's previous build") }}
     {%- endif -%}
     {{ return('') }}

@@ -30,7 +30,7 @@ value as (
 tags as (
     select
         user_key,
-        string_agg(tag, ',' order by tag) as tags
+        {{ sorted_string_agg('tag', "','") }} as tags
     from {{ ref('user_tags') }}
     group by user_key
 ),

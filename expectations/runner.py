@@ -137,6 +137,21 @@ def read_table(con: duckdb.DuckDBPyConnection, suite: Suite, max_rows: int
     return con.execute(projected).df(), total
 
 
+def nanosecond_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its naive timestamp columns in nanoseconds where their values fit
+    (years 1678-2261). GX compares a datetime64[ns] column with a bound in one vectorised
+    step, but a column of any other unit (DuckDB's are microseconds) value by value in
+    Python: `occurred_at_not_in_future` on 200k staged events took 0.63 s, so 0.09 s. A
+    column holding a value outside that range keeps its unit (and the slow, exact path)."""
+    converted = {}
+    for name, column in frame.items():
+        if pd.api.types.is_datetime64_dtype(column.dtype) and \
+                not pd.api.types.is_datetime64_ns_dtype(column.dtype):
+            with contextlib.suppress(OverflowError, pd.errors.OutOfBoundsDatetime):
+                converted[name] = column.dt.as_unit("ns")
+    return frame.assign(**converted) if converted else frame
+
+
 def _jsonable(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "NaN"
@@ -211,7 +226,7 @@ def validate(frame: pd.DataFrame, suite: Suite, rows_in_table: int | None = None
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": 3}))
     if docs_dir:
         prune_docs(Path(docs_dir), name, docs_keep_runs)
-    run = checkpoint.run(batch_parameters={"dataframe": frame})
+    run = checkpoint.run(batch_parameters={"dataframe": nanosecond_timestamps(frame)})
     by_name = {e.name: e for e in suite.expectations}
     outcomes = []
     for validation in run.run_results.values():

@@ -154,6 +154,34 @@ def test_timestamp_rules_catch_the_future_and_wrong_types():
     assert "occurred_at_is_timestamp" in {o.check_name for o in runner.validate(text, suite).failed}
 
 
+def test_timestamps_read_from_duckdb_are_judged_in_nanoseconds_where_they_fit(tmp_path):
+    # DuckDB hands pandas microseconds; GX compares only nanosecond columns with a bound
+    # in one step (any other unit value by value, 0.6 s for 200k rows)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create schema staging")
+    con.execute("create table staging.x as select * from (values "
+                "(timestamp '2026-11-20 10:00:00.123456', timestamp '2026-11-20 00:00'), "
+                "(timestamp '2099-01-01 00:00', timestamp '2500-01-01 00:00')) "
+                "as v(occurred_at, sent_at)")
+    params = suites.SuiteParams(latest_timestamp=dt.datetime(2026, 11, 22))
+    suite = Suite("ts_units", "staging.x", "staging",
+                  [*suites.timestamp("occurred_at", params), *suites.timestamp("sent_at", params)])
+    frame, _ = runner.read_table(con, suite, 1000)
+    assert str(frame["occurred_at"].dtype) == "datetime64[us]"
+    judged = runner.nanosecond_timestamps(frame)
+    assert str(judged["occurred_at"].dtype) == "datetime64[ns]"
+    assert judged["occurred_at"].tolist() == frame["occurred_at"].tolist()  # same instants
+    # the year 2500 does not fit in nanoseconds: that column keeps its unit, and its rules
+    assert str(judged["sent_at"].dtype) == "datetime64[us]"
+    by_name = {o.check_name: o for o in runner.validate(frame, suite).outcomes}
+    assert not by_name["occurred_at_not_in_future"].passed
+    assert by_name["occurred_at_not_in_future"].failed_rows == 1
+    assert "2099-01-01" in by_name["occurred_at_not_in_future"].example
+    assert not by_name["sent_at_not_in_future"].passed
+    assert "2500-01-01" in by_name["sent_at_not_in_future"].example
+    assert by_name["occurred_at_is_timestamp"].passed and by_name["sent_at_is_timestamp"].passed
+
+
 KNOWN = ["event_id", "event_type", "occurred_at", "channel", "user_id", "anonymous_id",
          "email", "phone", "amount", "currency", "order_id", "properties"]
 

@@ -581,6 +581,12 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     original = sorted((raw / "events").glob("*/*.parquet"))[-1]
     copy = original.with_name("0-redelivered.parquet")
     shutil.copy(original, copy)
+    # and the generated file with the most malformed rows again
+    defective = Path(query(inc / "work.duckdb", (
+        "select file from intermediate.int_quarantine_rows where source = 'events' "
+        "and file like '%.parquet' group by file order by count(*) desc, file limit 1"))[0])
+    defective_copy = defective.with_name("0-redelivered-app-web.parquet")
+    shutil.copy(defective, defective_copy)
     moved = add_later_copy(raw, settings.end_date, original)
     late = add_late_event(raw, settings.end_date)
     person = ("select count(distinct user_key) from intermediate.int_identity_map "
@@ -598,6 +604,9 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
     # the redelivery rewrote staged rows the event sightings had counted: counted again
     assert ("int_event_sightings: from every staged event (a staging build rewrote earlier "
             "rows of an id it staged again)") in log
+    # the quarantine took the rows of the build's keys (the copy's rejected rows among
+    # them) without reading every staged row again
+    assert "int_quarantine_rows: adding the rows of the unseen staging builds (4)" in log
     assert_snapshots_current(inc / "work.duckdb")
     # the build inserted the relabelled identifiers' rows into the map (everyone else's
     # stayed), and the edges' snapshot took the day's added and gone edges: it is the edges
@@ -631,6 +640,10 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
                        f"where m.is_shared and n.linked_accounts = 2 and m.user_key <> "
                        f"(select user_key from intermediate.int_identity_map where node_id = "
                        f"'u:{owner}')") == 1
+    # the copy's rejected rows were quarantined as well as the original's
+    rejected = "select count(*) from intermediate.int_quarantine_rows where file = '{}'"
+    assert count(work, rejected.format(defective_copy)) == \
+        count(work, rejected.format(defective)) > 0
     ranks = ("select count(*) from staging.stg_events__all where _file = '{}' "
              "and reject_reason is null and delivery_rank = {}")
     assert count(work, ranks.format(copy, 1)) > 0

@@ -1,12 +1,21 @@
 {#- One row per raw row that breaks a contract rule, with its reason code and where it came
-    from. Working database only: it may hold personal data; marts publish counts. -#}
-{%- set sources = {
-    'events': "event_id",
-    'orders': "order_id",
-    'customers': "user_id",
-    'campaign_touches': "touch_id",
-    'privacy_requests': "request_id",
-} %}
+    from. Working database only: it may hold personal data; marts publish counts. A daily
+    run (DuckDB) adds the rows of the staging builds it has not seen (macros/quarantine.sql). -#}
+{{
+    config(
+        materialized=("incremental" if target.type == "duckdb" else "table"),
+        incremental_strategy="append",
+        on_schema_change="sync_all_columns",
+        pre_hook="{{ forget_rewritten_quarantine_rows() }}",
+        post_hook="{{ quarantine_rows_built() }}",
+    )
+}}
+{%- set sources = quarantine_sources() %}
+{%- set runs = quarantine_daily_runs(logged=true) %}
+{%- if execute and runs is not none %}
+    {{ log("int_quarantine_rows: adding the rows of the unseen staging builds ("
+           ~ runs.values() | map('length') | sum ~ ")", info=true) }}
+{%- endif %}
 with
 {%- for source, key in sources.items() %}
     {{ source }} as (
@@ -17,7 +26,11 @@ with
             _file as file,
             _row as file_row
         from {{ ref('stg_' ~ source ~ '__all') }}
-        where reject_reason is not null
+        where
+            reject_reason is not null
+            {%- if runs is not none and source in runs %}
+                and {{ runs_condition(runs[source]) }}
+            {%- endif %}
     ),
 {%- endfor %}
 

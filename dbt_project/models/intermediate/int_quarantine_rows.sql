@@ -28,9 +28,7 @@ with
         from {{ ref('stg_' ~ source ~ '__all') }}
         where
             reject_reason is not null
-            {%- if runs is not none and source in runs %}
-                and {{ runs_condition(runs[source]) }}
-            {%- endif %}
+            and {{ runs_condition(runs[source]) if runs is not none and source in runs else 'true' }}
     ),
 {%- endfor %}
 

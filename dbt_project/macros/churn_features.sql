@@ -75,24 +75,33 @@
 {#- Why int_churn_features must rebuild everyone, or nothing. Asked by
     int_churn_changed_people, which runs after the lifecycle chain completed. -#}
 {% macro churn_features_rebuild_reason() -%}
-    {%- set first = first_build_reason([
-        'intermediate.int_churn_features',
-        'intermediate.int_churn_features_state',
-        'intermediate.int_churn_features_profiles',
-        'intermediate.int_churn_features_touches']) -%}
+    {{ return(after_chain_rebuild_reason(
+        ['intermediate.int_churn_features', 'intermediate.int_churn_features_state',
+         'intermediate.int_churn_features_profiles', 'intermediate.int_churn_features_touches'],
+        'int_churn_features_state', churn_features_fingerprint())) }}
+{%- endmacro %}
+
+{#- Why a model built on top of the lifecycle chain's build of this invocation (its people
+    from int_stage_changed_people, its days from its last as-of date) rebuilds everyone, or
+    '': one of its `tables` missing (a first build, a full refresh), the chain rebuilt
+    everyone, its state table (as_of_date, fingerprint) is not of this `fingerprint`, or its
+    last build was not on top of the chain's last build (a failed or skipped build between:
+    the chain's state keeps the as-of date of its build before this one). -#}
+{% macro after_chain_rebuild_reason(tables, state_table, fingerprint) -%}
+    {%- set first = first_build_reason(tables) -%}
     {%- if first -%}
         {{ return(first) }}
     {%- endif -%}
     {%- if list_says_everyone('int_stage_changed_people') -%}
         {{ return('the lifecycle chain rebuilt everyone') }}
     {%- endif -%}
-    {%- set built = run_query("select * from " ~ churn_features_state('state')).rows -%}
-    {%- set chain = run_query("select * from " ~ chain_state('state')).rows -%}
-    {%- if built | length != 1 or built[0]['fingerprint'] != churn_features_fingerprint() -%}
+    {%- set built = state_row(state_table) -%}
+    {%- set chain = state_row('int_person_chain_state') -%}
+    {%- if built is none or built['fingerprint'] != fingerprint -%}
         {{ return('a var or model changed') }}
     {%- endif -%}
-    {%- if chain | length != 1 or chain[0]['history_built_by'] != invocation_id
-        or built[0]['as_of_date'] != chain[0]['previous_as_of_date'] -%}
+    {%- if chain is none or chain['history_built_by'] != invocation_id
+        or built['as_of_date'] != chain['previous_as_of_date'] -%}
         {{ return('its last build was not on top of the lifecycle chain\'s last build') }}
     {%- endif -%}
     {{ return('') }}

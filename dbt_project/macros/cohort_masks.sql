@@ -66,24 +66,9 @@
 
 {#- Why int_person_cohort_masks rebuilds everyone, or '' (DuckDB). -#}
 {% macro cohort_masks_rebuild_reason() -%}
-    {%- set first = first_build_reason([
-        'intermediate.int_person_cohort_masks', 'intermediate.int_person_cohort_masks_state']) -%}
-    {%- if first -%}
-        {{ return(first) }}
-    {%- endif -%}
-    {%- if list_says_everyone('int_stage_changed_people') -%}
-        {{ return('the lifecycle chain rebuilt everyone') }}
-    {%- endif -%}
-    {%- set built = state_row('int_person_cohort_masks_state') -%}
-    {%- set chain = state_row('int_person_chain_state') -%}
-    {%- if built is none or built['fingerprint'] != cohort_masks_fingerprint() -%}
-        {{ return('a var or model changed') }}
-    {%- endif -%}
-    {%- if chain is none or chain['history_built_by'] != invocation_id
-        or built['as_of_date'] != chain['previous_as_of_date'] -%}
-        {{ return('its last build was not on top of the lifecycle chain\'s last build') }}
-    {%- endif -%}
-    {{ return('') }}
+    {{ return(after_chain_rebuild_reason(
+        ['intermediate.int_person_cohort_masks', 'intermediate.int_person_cohort_masks_state'],
+        'int_person_cohort_masks_state', cohort_masks_fingerprint())) }}
 {%- endmacro %}
 
 {#- The as-of date of the masks' last build as a date literal (DuckDB then skips the older

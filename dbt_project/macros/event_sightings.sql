@@ -25,24 +25,10 @@
     {{ return(fingerprint([var('business_timezone')], ['int_event_sightings'])) }}
 {%- endmacro %}
 
-{#- The log of events staging builds, or none (a warehouse staged by an older version):
-    asked of the database, as the staging build that creates it may be this invocation's
-    (dbt's cache of relations does not know it then). -#}
-{% macro sightings_build_log() -%}
-    {%- if not execute -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set found = run_query(
-        "select count(*) from information_schema.columns where table_catalog = '" ~ target.database
-        ~ "' and table_schema = 'staging' and table_name = 'stg_events__all__builds'"
-        ~ " and column_name = 'rows_left'").columns[0].values()[0] -%}
-    {{ return(target.database ~ '.staging.stg_events__all__builds' if found else none) }}
-{%- endmacro %}
-
 {#- The logged events staging builds the last build of int_event_sightings did not see
     (compile time). -#}
 {% macro event_sightings_unseen_builds() -%}
-    select * from {{ sightings_build_log() }}
+    select * from {{ staging_build_log('events') }}
     where _staging_run not in (select seen._staging_run from {{ event_sightings_state('runs') }} as seen)
 {%- endmacro %}
 
@@ -62,7 +48,7 @@
     {%- if first -%}
         {{ return(first) }}
     {%- endif -%}
-    {%- if sightings_build_log() is none -%}
+    {%- if staging_build_log('events') is none -%}
         {{ return('no staging build log') }}
     {%- endif -%}
     {%- set state = run_query("select * from " ~ event_sightings_state('state')).rows -%}
@@ -144,7 +130,7 @@
             {{ as_of_date() }} as as_of_date,
             '{{ event_sightings_fingerprint() }}' as fingerprint,
             '{{ invocation_id }}' as built_by;
-        {%- set log = sightings_build_log() %}
+        {%- set log = staging_build_log('events') %}
         create or replace table {{ event_sightings_state('runs') }} as
         {%- if log is not none %}
         select distinct _staging_run from {{ log }}

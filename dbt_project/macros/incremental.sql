@@ -236,6 +236,22 @@
     {{ return(older.columns[0].values()[0] == 0) }}
 {%- endmacro %}
 
+{#- A source's log of staging builds (`staging.stg_<source>__all__builds`, with
+    `rows_left`), or none (a warehouse staged by an older version). Asked of the database,
+    as the staging build that creates it may be this invocation's: dbt's cache of relations
+    does not know it then. -#}
+{% macro staging_build_log(source_name) -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set table = 'stg_' ~ source_name ~ '__all__builds' -%}
+    {%- set found = run_query(
+        "select count(*) from information_schema.columns where table_catalog = '" ~ target.database
+        ~ "' and table_schema = 'staging' and table_name = '" ~ table ~ "'"
+        ~ " and column_name = 'rows_left'").columns[0].values()[0] -%}
+    {{ return(target.database ~ '.staging.' ~ table if found else none) }}
+{%- endmacro %}
+
 {% macro log_staging_build(source_name) -%}
     {%- if target.type == 'duckdb' -%}
         create table if not exists {{ staging_builds() }} (

@@ -5,7 +5,7 @@
     reported period). cohort_retention counts them per cohort. A daily run adds the new
     days' bits to everyone's stored masks and builds the masks of the people whose whole
     history changed from every day again (macros/cohort_masks.sql): at 1M people (15M
-    active days) the masks from every day cost ~2.7 s a day. -#}
+    active days) the masks from every day cost 2.7-3.2 s a day. -#}
 {{
     config(
         materialized=("incremental" if target.type == "duckdb" else "table"),

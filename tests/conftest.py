@@ -28,6 +28,8 @@ RUN_BOOKKEEPING = {"intermediate.int_changed_people", "intermediate.int_person_c
                    "intermediate.int_person_cohort_masks_state",
                    "intermediate.int_quarantine_rows_runs",
                    "intermediate.int_quarantine_rows_state",
+                   "intermediate.int_orders_state", "intermediate.int_orders_runs",
+                   "intermediate.int_orders_erased",
                    "intermediate.int_identity_map_state", "intermediate.int_identity_map_edges",
                    "intermediate.int_identity_tuples_state",
                    "intermediate.int_event_sightings_state",

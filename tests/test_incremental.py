@@ -654,3 +654,67 @@ def test_an_identity_merge_a_split_and_a_redelivery_alone(tmp_path):
                        f"where event_id = '{moved}'") == 0
     assert count(work, "select count(*) from intermediate.int_events "
                        f"where event_id = '{late}'") == 1
+
+
+def add_order_update(raw: Path, day: str) -> str:
+    """A newer version of a completed order of an account, refunded on `day`, delivered in a
+    file of its own. Its order id."""
+    order_id = duckdb.sql(f"""
+        select order_id from read_parquet('{raw}/orders/*/*.parquet')
+        where status = 'completed' and user_id is not null order by order_id limit 1
+        """).fetchall()[0][0]
+    duckdb.sql(f"""
+        copy (
+            select * exclude (month) replace ('refunded' as status, '{day}T08:00:00' as updated_at)
+            from read_parquet('{raw}/orders/*/*.parquet', hive_partitioning = true)
+            where order_id = '{order_id}')
+        to '{raw / "orders" / f"month={day[:7]}" / "order-update.parquet"}' (format parquet)""")
+    return order_id
+
+
+def add_erasure(raw: Path, day: str, spare: tuple[str, ...]) -> str:
+    """A delete request on `day` from the account with the most orders, `spare` excepted.
+    Its user id."""
+    user_id = duckdb.sql(f"""
+        select user_id from read_parquet('{raw}/orders/*/*.parquet')
+        where user_id is not null and user_id not in {spare!r}
+        group by user_id order by count(*) desc, user_id limit 1""").fetchall()[0][0]
+    folder = raw / "privacy_requests" / f"month={day[:7]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "requests-late.csv").write_text(
+        "request_id,request_type,requested_at,user_id,email\n"
+        f"r-late,delete,{day}T09:00:00,{user_id},\n")
+    return user_id
+
+
+def test_a_day_of_orders_writes_only_the_orders_it_touched(tmp_path):
+    """The as-of date moves on a day, which lets in the orders staged for it; an order gets a
+    newer version, two customers become one person and a customer asks to be erased.
+    int_orders writes again only the orders of the unseen staging build, of the day and of
+    the combinations of identifiers int_identity_tuples wrote, and deletes the erased
+    customer's; everything equals a full refresh. Without any one of those four parts
+    this fails."""
+    settings = GeneratorSettings(users=100, days=60, seed=13, chunk_users=100)
+    generate(tmp_path / "gen", settings)
+    raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
+    day_before = (date.fromisoformat(settings.end_date) - timedelta(days=1)).isoformat()
+    log = build(raw, inc, day_before)
+    assert "int_orders: writing" not in log
+    assert count(inc / "work.duckdb", "select count(*) from staging.stg_orders "
+                                      f"where ordered_at >= timestamp '{settings.end_date}'") > 0
+    updated = add_order_update(raw, settings.end_date)
+    device_owner, email_owner = add_identity_link(raw, settings.end_date)
+    erased = add_erasure(raw, settings.end_date, (device_owner, email_owner))
+
+    log = build(raw, inc, settings.end_date)
+    assert (f"int_orders: writing the orders of 1 unseen staging builds, the days after "
+            f"{day_before} and the changed combinations of identifiers") in log
+    build(raw, full, settings.end_date)
+    assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
+    work = inc / "work.duckdb"
+    assert query(work, f"select status from intermediate.int_orders where order_id = '{updated}'"
+                 ) == ("refunded",)
+    of_accounts = ("select count({}) from intermediate.int_orders where order_id in (select "
+                   "order_id from staging.stg_orders where user_id in {})")
+    assert count(work, of_accounts.format("*", (erased, erased))) == 0
+    assert count(work, of_accounts.format("distinct user_key", (device_owner, email_owner))) == 1

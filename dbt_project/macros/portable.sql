@@ -141,6 +141,18 @@
 {%- endmacro %}
 
 {#- A timestamp as text that sorts like the timestamp (to the second). -#}
+{#- A row of values that compares column by column (a key for value_at_max/min that breaks
+    ties). -#}
+{% macro ordering_key(columns) -%}
+    {{ return(adapter.dispatch('ordering_key')(columns)) }}
+{%- endmacro %}
+{% macro default__ordering_key(columns) -%}
+    row({{ columns | join(', ') }})
+{%- endmacro %}
+{% macro spark__ordering_key(columns) -%}
+    struct({{ columns | join(', ') }})
+{%- endmacro %}
+
 {% macro sortable_timestamp(expr) -%}
     {{ return(adapter.dispatch('sortable_timestamp')(expr)) }}
 {%- endmacro %}

@@ -1,6 +1,10 @@
 {#- One row per person with a CRM profile: the latest version of each field as of the
     as-of date (a later version with a blank field does not erase an earlier value), and
-    consent withdrawn by a privacy request on or before the as-of date. -#}
+    consent withdrawn by a privacy request on or before the as-of date. Versions are ordered
+    by time, then account id: two accounts of one person may be updated at the same time,
+    and the pick must not depend on the order rows arrive in (it did: a daily build and a
+    full refresh could give a merged person different attributes). -#}
+{%- set version_order = ordering_key(['updated_at', 'user_id']) %}
 with customers as (
     select * from {{ ref('stg_customers') }}
     where updated_at < {{ as_of_end_utc() }}
@@ -36,15 +40,15 @@ latest as (
         user_key,
         min(user_id) as user_id,
         count(distinct user_id) as accounts,
-        {{ value_at_max('gender', 'updated_at') }} filter (where gender is not null) as gender,
-        {{ value_at_max('birth_year', 'updated_at') }} filter (where birth_year is not null) as birth_year,
-        {{ value_at_max('country', 'updated_at') }} filter (where country is not null) as country,
-        {{ value_at_max('region', 'updated_at') }} filter (where region is not null) as region,
-        {{ value_at_max('city', 'updated_at') }} filter (where city is not null) as city,
+        {{ value_at_max('gender', version_order) }} filter (where gender is not null) as gender,
+        {{ value_at_max('birth_year', version_order) }} filter (where birth_year is not null) as birth_year,
+        {{ value_at_max('country', version_order) }} filter (where country is not null) as country,
+        {{ value_at_max('region', version_order) }} filter (where region is not null) as region,
+        {{ value_at_max('city', version_order) }} filter (where city is not null) as city,
         min(signup_at) as signup_at,
-        {{ value_at_min('acquisition_channel', 'updated_at') }} filter (where acquisition_channel is not null)
+        {{ value_at_min('acquisition_channel', version_order) }} filter (where acquisition_channel is not null)
             as acquisition_channel,
-        {{ value_at_max('marketing_consent', 'updated_at') }} filter (where marketing_consent is not null)
+        {{ value_at_max('marketing_consent', version_order) }} filter (where marketing_consent is not null)
             as marketing_consent,
         max(updated_at) as profile_updated_at
     from keyed

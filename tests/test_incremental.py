@@ -692,8 +692,8 @@ def test_a_day_of_orders_writes_only_the_orders_it_touched(tmp_path):
     newer version, two customers become one person and a customer asks to be erased.
     int_orders writes again only the orders of the unseen staging build, of the day and of
     the combinations of identifiers int_identity_tuples wrote, and deletes the erased
-    customer's; everything equals a full refresh. Without any one of those four parts
-    this fails."""
+    customer's; the chain compares only those with its snapshot of the orders, and
+    everything equals a full refresh. Without any one of those four parts this fails."""
     settings = GeneratorSettings(users=100, days=60, seed=13, chunk_users=100)
     generate(tmp_path / "gen", settings)
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
@@ -707,8 +707,18 @@ def test_a_day_of_orders_writes_only_the_orders_it_touched(tmp_path):
     erased = add_erasure(raw, settings.end_date, (device_owner, email_owner))
 
     log = build(raw, inc, settings.end_date)
-    assert (f"int_orders: writing the orders of 1 unseen staging builds, the days after "
-            f"{day_before} and the changed combinations of identifiers") in log
+    written = int(re.search(
+        r"int_orders: writing again (\d+) orders \(of 1 unseen staging builds, the days after "
+        r"the last build, the changed combinations of identifiers, the people erased since\)",
+        log).group(1))
+    assert 0 < written < count(inc / "work.duckdb", "select count(*) from intermediate.int_orders") / 4
+    # the chain compared only those orders with its snapshot, their key test read only those
+    assert ("int_changed_people: compares only the orders int_orders wrote or deleted with "
+            "the snapshot") in log
+    compiled = inc / "dbt_target" / "compiled" / "ulm" / "models" / "intermediate"
+    assert "orders_work.touched" in (
+        compiled / "int_orders.yml" / "unique_int_orders_order_id.sql").read_text()
+    assert_snapshots_current(inc / "work.duckdb")
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
     work = inc / "work.duckdb"

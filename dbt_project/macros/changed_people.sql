@@ -516,14 +516,18 @@
     drops any differences a stopped build left. -#}
 {% macro chain_snapshot_differences() -%}
     {%- if target.type == 'duckdb' and execute and not chain_rebuild_reason() -%}
-        {%- set tuples_written = tuples_written_since_chain() %}
-        {%- if tuples_written %}
+        {%- set written = {'tuples': tuples_written_since_chain(), 'orders': orders_written_since_chain()} %}
+        {%- if written['tuples'] %}
             {{- log('int_changed_people: compares only the combinations of identifiers '
                     ~ 'int_identity_tuples wrote with the snapshot', info=true) }}
         {%- endif %}
+        {%- if written['orders'] %}
+            {{- log('int_changed_people: compares only the orders int_orders wrote or deleted '
+                    ~ 'with the snapshot', info=true) }}
+        {%- endif %}
         {%- for part, spec in chain_snapshots().items() %}
             {%- set model, key, columns = spec %}
-            {%- set only_written = part == 'tuples' and tuples_written %}
+            {%- set only_written = written[part] %}
         create or replace table {{ chain_state(part ~ '_differences') }} as
         select
             coalesce(current_rows.{{ key }}, built.{{ key }}) as {{ key }},
@@ -534,14 +538,14 @@
             current_rows.{{ key }} is not null as is_current,
             built.{{ key }} is not null as was_built
         {%- if only_written %}
-        -- only the combinations int_identity_tuples wrote or deleted can differ
+        -- only the rows the model wrote or deleted can differ
         from (
             select * from {{ ref(model) }}
-            where {{ key }} in (select written.{{ key }} from {{ tuples_written }} as written)
+            where {{ key }} in (select written.{{ key }} from {{ only_written }} as written)
         ) as current_rows
         full outer join (
             select * from {{ chain_state(part) }}
-            where {{ key }} in (select written.{{ key }} from {{ tuples_written }} as written)
+            where {{ key }} in (select written.{{ key }} from {{ only_written }} as written)
         ) as built on current_rows.{{ key }} = built.{{ key }}
         {%- else %}
         from {{ ref(model) }} as current_rows
@@ -576,6 +580,21 @@
         and tuples.get('previous_built_by') is not none
         and tuples.get('previous_built_by') == chain.get('history_built_by') -%}
         {{ return(identity_tuple_changes()) }}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{#- The orders int_orders wrote or deleted (a relation), when that is all that changed in it
+    since the chain's last complete build: built now, not whole, and its build before was
+    in that same invocation (the chain's snapshot of the orders is the table as that build
+    left it). None otherwise. -#}
+{% macro orders_written_since_chain() -%}
+    {%- set orders = state_row('int_orders_state') -%}
+    {%- set chain = state_row('int_person_chain_state') -%}
+    {%- if orders_written() is not none and chain is not none
+        and orders.get('previous_built_by') is not none
+        and orders.get('previous_built_by') == chain.get('history_built_by') -%}
+        {{ return(orders_written()) }}
     {%- endif -%}
     {{ return(none) }}
 {%- endmacro %}
@@ -764,6 +783,10 @@
         {%- set where = relabelled_identifier_rows_filter() -%}
     {%- elif where == '__rewritten_tuple_rows__' -%}
         {%- set where = rewritten_tuple_rows_filter() -%}
+    {%- elif where == '__rewritten_order_rows__' -%}
+        {%- set written = orders_written() if target.type == 'duckdb' and execute else none -%}
+        {%- set where = 'order_id in (select written.order_id from ' ~ written ~ ' as written)'
+            if written is not none else 'true' -%}
     {%- endif -%}
     {%- if where -%}
         {%- set filtered -%}

@@ -18,6 +18,12 @@
     {{ intermediate_relation('int_orders_' ~ part) }}
 {%- endmacro %}
 
+{#- The orders a daily build writes again or deletes: a work table, outside the model
+    layers (only daily builds have one). -#}
+{% macro touched_orders_table() -%}
+    orders_work.touched
+{%- endmacro %}
+
 {% macro orders_fingerprint() -%}
     {{ return(fingerprint([var('business_timezone')], ['int_orders'])) }}
 {%- endmacro %}
@@ -118,27 +124,46 @@
         )
         {%- endif %}
     {%- endset -%}
-    {%- if logged -%}
-        {{ log('int_orders: writing the orders of ' ~ runs | length ~ ' unseen staging builds, '
-               ~ 'the days after ' ~ built['as_of_date'] ~ ' and '
-               ~ ('the changed combinations of identifiers'
-                  if tuple_changes_since_orders(built) == 'listed' else 'no changed identity'),
-               info=true) }}
-    {%- endif -%}
     {{ return(ids) }}
 {%- endmacro %}
 
-{#- Pre-hook: delete the orders about to be written again, and those of the people erased
-    since the last build (every order on a full build). -#}
+{#- The orders a daily build of int_orders wrote again or deleted, in this invocation (the
+    chain compares only those with its snapshot, and the key test reads only those); none
+    otherwise. -#}
+{% macro orders_written() -%}
+    {%- set built = state_row('int_orders_state') -%}
+    {%- if built is not none and built.get('built_by') == invocation_id
+        and built.get('wrote_everything') == false -%}
+        {{ return(touched_orders_table()) }}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{#- Pre-hook: on a daily build, the table of the orders about to be written again and of the
+    people erased since (touched_orders_table()), then their delete; otherwise delete every
+    order. -#}
 {% macro forget_touched_orders() -%}
     {%- if target.type == 'duckdb' and is_incremental() -%}
         {%- set ids = touched_orders() -%}
         {%- if ids is none -%}
+            drop table if exists {{ touched_orders_table() }};
             delete from {{ this }}
         {%- else -%}
-            delete from {{ this }} where order_id in ({{ ids }});
+            {% do run_query('create schema if not exists orders_work') %}
+            {% do replace_work_table(touched_orders_table(),
+                'select touched.order_id from (' ~ ids ~ ') as touched union '
+                ~ 'select erased_orders.order_id from ' ~ this ~ ' as erased_orders '
+                ~ 'where erased_orders.user_key in (select erased.user_key from '
+                ~ ref('int_erased_users') ~ ' as erased)') %}
+            {%- set runs = unseen_order_builds()['runs'] | length -%}
+            {%- set touched = run_query('select count(*) from ' ~ touched_orders_table()).columns[0].values()[0] -%}
+            {{ log('int_orders: writing again ' ~ touched ~ ' orders (of ' ~ runs
+                   ~ ' unseen staging builds, the days after the last build, '
+                   ~ ('the changed combinations of identifiers, '
+                      if tuple_changes_since_orders(state_row('int_orders_state')) == 'listed' else '')
+                   ~ 'the people erased since)', info=true) }}
             delete from {{ this }}
-            where user_key in (select erased.user_key from {{ ref('int_erased_users') }} as erased)
+            where order_id in (select touched.order_id from {{ touched_orders_table() }} as touched)
         {%- endif -%}
     {%- else -%}
         select 1
@@ -154,12 +179,15 @@
         from {% if log is none %}(select cast(null as varchar) as _staging_run where false) as none_logged{% else %}{{ log }}{% endif %};
         create or replace table {{ orders_state('erased') }} as
         select user_key from {{ ref('int_erased_users') }};
+        {%- set previous = stored_built_by('int_orders_state') %}
         create or replace table {{ orders_state('state') }} as
         select
             '{{ orders_fingerprint() }}' as fingerprint,
             {{ as_of_date() }} as as_of_date,
             (select tuples.built_by from {{ identity_tuples_state() }} as tuples) as tuples_built_by,
-            '{{ invocation_id }}' as built_by
+            '{{ invocation_id }}' as built_by,
+            {{ "'" ~ previous ~ "'" if previous else 'null' }} as previous_built_by,
+            {{ 'false' if is_incremental() and touched_orders() is not none else 'true' }} as wrote_everything
     {%- else -%}
         select 1
     {%- endif -%}

@@ -19,9 +19,9 @@ with orders as (
     select * from {{ ref('stg_orders') }}
     where
         ordered_at < {{ as_of_end_utc() }}
-        {%- if touched is not none %}
-            and order_id in ({{ touched }})
-        {%- endif %}
+        -- a daily build: the orders its pre-hook listed (forget_touched_orders)
+        and {{ 'true' if touched is none else 'order_id in (select touched.order_id from '
+                                              ~ touched_orders_table() ~ ' as touched)' }}
 ),
 
 final as (

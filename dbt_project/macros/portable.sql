@@ -140,7 +140,6 @@
     max_by({{ value }}, {{ key }})
 {%- endmacro %}
 
-{#- A timestamp as text that sorts like the timestamp (to the second). -#}
 {#- A row of values that compares column by column (a key for value_at_max/min that breaks
     ties). -#}
 {% macro ordering_key(columns) -%}
@@ -153,6 +152,7 @@
     struct({{ columns | join(', ') }})
 {%- endmacro %}
 
+{#- A timestamp as text that sorts like the timestamp (to the second). -#}
 {% macro sortable_timestamp(expr) -%}
     {{ return(adapter.dispatch('sortable_timestamp')(expr)) }}
 {%- endmacro %}

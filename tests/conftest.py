@@ -26,6 +26,7 @@ RUN_BOOKKEEPING = {"intermediate.int_changed_people", "intermediate.int_person_c
                    "intermediate.int_person_chain_milestones",
                    "intermediate.int_churn_changed_people", "intermediate.int_churn_features_state",
                    "intermediate.int_person_cohort_masks_state",
+                   "intermediate.int_person_activity_summary_state",
                    "intermediate.int_quarantine_rows_runs",
                    "intermediate.int_quarantine_rows_state",
                    "intermediate.int_orders_state", "intermediate.int_orders_runs",

@@ -327,8 +327,10 @@ def test_incremental_staging_equals_a_full_refresh(tmp_path):
     assert stage_changed - only_new_days <= churn_changed < people
     assert count(inc / "work.duckdb", "select count(*) from intermediate.int_churn_changed_people "
                                       "where user_key is null") == 0
-    # the cohort masks gained the month's days (and the rebuilt people's from every day)
+    # the cohort masks and the activity totals gained the month's days (and the rebuilt
+    # people's from every day)
     assert "int_person_cohort_masks: adding the days after date '" in log
+    assert "int_person_activity_summary: adding the days after date '" in log
     build(raw, full, settings.end_date)
 
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}

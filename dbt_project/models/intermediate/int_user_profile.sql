@@ -9,8 +9,10 @@ profiles as (
     select * from {{ ref('int_customer_profiles') }}
 ),
 
-activity as (
-    select * from {{ ref('int_person_day_activity') }}
+-- each person's activity totals, kept per person (summed from every day only for the
+-- people whose history changed)
+activity_summary as (
+    select * from {{ ref('int_person_activity_summary') }}
 ),
 
 erased as (
@@ -27,18 +29,6 @@ people as (
         bool_or(node_type in ('user_id', 'email', 'phone')) as is_known,
         bool_or(is_shared) as is_shared_identifier
     from identity_map
-    group by user_key
-),
-
-activity_summary as (
-    select
-        user_key,
-        min(activity_date) filter (where is_active) as first_active_date,
-        max(activity_date) filter (where is_active) as last_active_date,
-        count(*) filter (where is_active) as active_days,
-        sum(orders) as orders,
-        sum(revenue) as revenue
-    from activity
     group by user_key
 ),
 

@@ -1,6 +1,6 @@
 {#- Daily builds of int_orders (DuckDB): write again only the orders the day touched, instead
-    of every order (5.4M rows, 3.9 s a large day, most of it compressing rows that did not
-    change). An order's row depends only on its newest valid staged version, whether it was
+    of every order (5.4M rows, 3.9 s a large day, half of it writing rows that had not
+    changed). An order's row depends only on its newest valid staged version, whether it was
     placed by the as-of date, the person of its identifiers (int_identity_tuples) and
     whether that person is erased. So a daily build deletes and writes again the orders of
     the staging builds it has not seen (a build stamps every stored row of an order id it

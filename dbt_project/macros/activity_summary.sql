@@ -7,26 +7,8 @@
     milestones, staged rows before the last as-of date) get theirs from every day again.
     Everyone is rebuilt on the same terms as the cohort masks (after_chain_rebuild_reason). -#}
 
-{% macro activity_summary_state() -%}
-    {{ intermediate_relation('int_person_activity_summary_state') }}
-{%- endmacro %}
-
 {% macro activity_summary_fingerprint() -%}
     {{ return(fingerprint([], ['int_person_activity_summary'])) }}
-{%- endmacro %}
-
-{#- The as-of date of the summary's last build as a date literal, when this build only adds
-    the new days; none when it rebuilds everyone. -#}
-{% macro activity_summary_built_as_of(logged=false) -%}
-    {%- if target.type != 'duckdb' or not execute or not is_incremental() -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set reason = logged_rebuild_reason(activity_summary_rebuild_reason) if logged
-        else activity_summary_rebuild_reason() -%}
-    {%- if reason -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {{ return("date '" ~ state_row('int_person_activity_summary_state')['as_of_date'] ~ "'") }}
 {%- endmacro %}
 
 {#- Why int_person_activity_summary rebuilds everyone, or ''. -#}
@@ -36,27 +18,18 @@
         'int_person_activity_summary_state', activity_summary_fingerprint())) }}
 {%- endmacro %}
 
+{#- The as-of date of the summary's last build as a date literal, when this build only adds
+    the new days; none when it rebuilds everyone (after_chain_built_as_of). -#}
+{% macro activity_summary_built_as_of(logged=false) -%}
+    {{ return(after_chain_built_as_of('int_person_activity_summary_state', activity_summary_rebuild_reason, logged)) }}
+{%- endmacro %}
+
 {#- Pre-hook: delete the rows summed from every day again (every row when everyone is). -#}
 {% macro forget_rebuilt_activity_summaries() -%}
-    {%- if target.type == 'duckdb' and is_incremental() -%}
-        delete from {{ this }}
-        {%- if activity_summary_built_as_of() %}
-            where user_key in ({{ rebuilt_people(ref('int_stage_changed_people'), whole_history=true) }})
-        {%- endif -%}
-    {%- else -%}
-        select 1
-    {%- endif -%}
+    {{ forget_people_rebuilt_after_chain(activity_summary_built_as_of()) }}
 {%- endmacro %}
 
 {#- Post-hook: what the next build checks it builds on. -#}
 {% macro activity_summary_built() -%}
-    {%- if target.type == 'duckdb' -%}
-        create or replace table {{ activity_summary_state() }} as
-        select
-            {{ as_of_date() }} as as_of_date,
-            '{{ activity_summary_fingerprint() }}' as fingerprint,
-            '{{ invocation_id }}' as built_by
-    {%- else -%}
-        select 1
-    {%- endif -%}
+    {{ built_after_chain('int_person_activity_summary_state', activity_summary_fingerprint()) }}
 {%- endmacro %}

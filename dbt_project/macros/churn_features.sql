@@ -107,6 +107,54 @@
     {{ return('') }}
 {%- endmacro %}
 
+{#- For a per-person model built on top of the chain's build of this invocation that adds
+    the new days to its stored rows (int_person_cohort_masks, int_person_activity_summary):
+    the as-of date of its last build as a date literal (DuckDB skips the older row groups
+    of the activity by it), when this build only adds the new days and rebuilds the people
+    whose whole history changed; none when it rebuilds everyone (`why`: its rebuild reason;
+    `logged`: say it in dbt's log). -#}
+{% macro after_chain_built_as_of(state_table, why, logged=false) -%}
+    {%- if target.type != 'duckdb' or not execute or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set reason = logged_rebuild_reason(why) if logged else why() -%}
+    {%- if reason -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return("date '" ~ state_row(state_table)['as_of_date'] ~ "'") }}
+{%- endmacro %}
+
+{#- The people such a model builds from every day again. -#}
+{% macro people_rebuilt_after_chain() -%}
+    {{ rebuilt_people(ref('int_stage_changed_people'), whole_history=true) }}
+{%- endmacro %}
+
+{#- Pre-hook of such a model: delete the rows built from every day again (every row when
+    everyone is). -#}
+{% macro forget_people_rebuilt_after_chain(built_as_of) -%}
+    {%- if target.type == 'duckdb' and is_incremental() -%}
+        delete from {{ this }}
+        {%- if built_as_of %}
+            where user_key in ({{ people_rebuilt_after_chain() }})
+        {%- endif -%}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of such a model: what its next build checks it builds on. -#}
+{% macro built_after_chain(state_table, fingerprint) -%}
+    {%- if target.type == 'duckdb' -%}
+        create or replace table {{ intermediate_relation(state_table) }} as
+        select
+            {{ as_of_date() }} as as_of_date,
+            '{{ fingerprint }}' as fingerprint,
+            '{{ invocation_id }}' as built_by
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The rows a daily build rewrites: every row of a changed person, and everyone's rows at
     the snapshots it does not keep. -#}
 {% macro churn_rebuilt_rows(user_column, day_column) -%}

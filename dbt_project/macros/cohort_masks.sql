@@ -54,10 +54,6 @@
     {{ return(masks) }}
 {%- endmacro %}
 
-{% macro cohort_masks_state() -%}
-    {{ intermediate_relation('int_person_cohort_masks_state') }}
-{%- endmacro %}
-
 {% macro cohort_masks_fingerprint() -%}
     {{ return(fingerprint([
         var('retention_max_days'), var('retention_max_weeks'), var('retention_max_months'),
@@ -71,47 +67,18 @@
         'int_person_cohort_masks_state', cohort_masks_fingerprint())) }}
 {%- endmacro %}
 
-{#- The as-of date of the masks' last build as a date literal (DuckDB then skips the older
-    row groups of the activity by it), when this build only adds the new days; none when
-    it rebuilds everyone. -#}
+{#- The as-of date of the masks' last build as a date literal, when this build only adds the
+    new days; none when it rebuilds everyone (after_chain_built_as_of). -#}
 {% macro cohort_masks_built_as_of(logged=false) -%}
-    {%- if target.type != 'duckdb' or not execute or not is_incremental() -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set reason = logged_rebuild_reason(cohort_masks_rebuild_reason) if logged
-        else cohort_masks_rebuild_reason() -%}
-    {%- if reason -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {{ return("date '" ~ state_row('int_person_cohort_masks_state')['as_of_date'] ~ "'") }}
-{%- endmacro %}
-
-{#- The people whose masks are built from every day again. -#}
-{% macro cohort_rebuilt_people() -%}
-    {{ rebuilt_people(ref('int_stage_changed_people'), whole_history=true) }}
+    {{ return(after_chain_built_as_of('int_person_cohort_masks_state', cohort_masks_rebuild_reason, logged)) }}
 {%- endmacro %}
 
 {#- Pre-hook: delete the rows built from every day again (every row when everyone is). -#}
 {% macro forget_rebuilt_cohort_masks() -%}
-    {%- if target.type == 'duckdb' and is_incremental() -%}
-        delete from {{ this }}
-        {%- if cohort_masks_built_as_of() %}
-            where user_key in ({{ cohort_rebuilt_people() }})
-        {%- endif -%}
-    {%- else -%}
-        select 1
-    {%- endif -%}
+    {{ forget_people_rebuilt_after_chain(cohort_masks_built_as_of()) }}
 {%- endmacro %}
 
 {#- Post-hook: what the next build checks it builds on. -#}
 {% macro cohort_masks_built() -%}
-    {%- if target.type == 'duckdb' -%}
-        create or replace table {{ cohort_masks_state() }} as
-        select
-            {{ as_of_date() }} as as_of_date,
-            '{{ cohort_masks_fingerprint() }}' as fingerprint,
-            '{{ invocation_id }}' as built_by
-    {%- else -%}
-        select 1
-    {%- endif -%}
+    {{ built_after_chain('int_person_cohort_masks_state', cohort_masks_fingerprint()) }}
 {%- endmacro %}

@@ -30,7 +30,7 @@ with activity as (
         select * from {{ ref('int_person_day_activity') }}
         where
             activity_date <= {{ built_as_of }}
-            and user_key in ({{ rebuilt_people(ref('int_stage_changed_people'), whole_history=true) }})
+            and user_key in ({{ people_rebuilt_after_chain() }})
     {%- else %}
         select * from {{ ref('int_person_day_activity') }}
     {%- endif %}

@@ -44,7 +44,7 @@ activity as (
         select * from {{ ref('int_person_day_activity') }}
         where
             activity_date <= {{ built_as_of }}
-            and user_key in ({{ cohort_rebuilt_people() }})
+            and user_key in ({{ people_rebuilt_after_chain() }})
     {%- else %}
         select * from {{ ref('int_person_day_activity') }}
     {%- endif %}

@@ -129,6 +129,23 @@
     {{ rebuilt_people(ref('int_stage_changed_people'), whole_history=true) }}
 {%- endmacro %}
 
+{#- Such a model's activity: on a daily build two reads, the new days (DuckDB skips the
+    older row groups by the constant) and every day of the rebuilt people; every day
+    otherwise. -#}
+{% macro activity_after_chain(built_as_of) -%}
+    {%- if built_as_of %}
+        select * from {{ ref('int_person_day_activity') }}
+        where activity_date > {{ built_as_of }}
+        union all
+        select * from {{ ref('int_person_day_activity') }}
+        where
+            activity_date <= {{ built_as_of }}
+            and user_key in ({{ people_rebuilt_after_chain() }})
+    {%- else %}
+        select * from {{ ref('int_person_day_activity') }}
+    {%- endif %}
+{%- endmacro %}
+
 {#- Pre-hook of such a model: delete the rows built from every day again (every row when
     everyone is). -#}
 {% macro forget_people_rebuilt_after_chain(built_as_of) -%}

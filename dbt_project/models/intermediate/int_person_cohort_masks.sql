@@ -19,6 +19,7 @@
 -- the chain must be complete: its state says what this build is on top of
 -- depends_on: {{ ref('int_stage_changed_people') }}
 -- depends_on: {{ ref('user_lifecycle_history') }}
+-- depends_on: {{ ref('int_person_day_activity') }}
 {%- set built_as_of = cohort_masks_built_as_of(logged=true) %}
 {%- set grains = cohort_grains() %}
 {%- set masks = cohort_masks() %}
@@ -35,19 +36,7 @@ with members as (
 ),
 
 activity as (
-    {%- if built_as_of %}
-        -- two reads: the new days (older row groups skipped by the constant), and every day
-        -- of the rebuilt people
-        select * from {{ ref('int_person_day_activity') }}
-        where activity_date > {{ built_as_of }}
-        union all
-        select * from {{ ref('int_person_day_activity') }}
-        where
-            activity_date <= {{ built_as_of }}
-            and user_key in ({{ people_rebuilt_after_chain() }})
-    {%- else %}
-        select * from {{ ref('int_person_day_activity') }}
-    {%- endif %}
+    {{ activity_after_chain(built_as_of) }}
 ),
 
 -- every member's active days since signup

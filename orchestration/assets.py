@@ -10,7 +10,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, dbt_assets
 from pydantic import Field
 
-from expectations import results
+from expectations import results, runner
 from ml import reports
 from orchestration import dbt_in_process
 from orchestration.config import dbt_vars
@@ -81,6 +81,8 @@ def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "Run
     context.log.info(f"dbt build as of {as_of}" + (" (full refresh)" if config.full_refresh
                                                     else ""))
     args = dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse), full_refresh=config.full_refresh)
+    # the checks after this build need GX: import it while dbt's queries run
+    runner.prepare_in_background(ulm.data_docs_dir(cfg))
     try:
         invocation = dbt_in_process.build(
             args, context=context, project_dir=Path(ulm_dbt_project.project_dir),

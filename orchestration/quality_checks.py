@@ -96,7 +96,7 @@ def _failures_md(result: runner.SuiteResult) -> str:
 def run_suite_check(context, ulm: UlmSettings, build: Callable) -> dg.AssetCheckResult:
     cfg = ulm.load_config()
     as_of = run_as_of(context, cfg)
-    docs = ulm.warehouse / "data_docs" if cfg.quality.data_docs else None
+    docs = ulm.data_docs_dir(cfg)
     with ulm.connect_work() as con:
         suite = build(suite_params(con, cfg), con)
         result = runner.run_suite(con, suite, cfg.quality.max_rows_validated, docs,

@@ -41,5 +41,9 @@ class UlmSettings(dg.ConfigurableResource):
         one build of a run to the next (same vars) instead of a full parse each time."""
         return self.warehouse / "dbt_target"
 
+    def data_docs_dir(self, cfg: UlmConfig) -> Path | None:
+        """Where the GX suites write their data docs (none when `quality.data_docs` is off)."""
+        return self.warehouse / "data_docs" if cfg.quality.data_docs else None
+
     def load_config(self) -> UlmConfig:
         return load_config(self.config_path or None)

@@ -343,3 +343,26 @@ def test_data_docs_compile_their_page_templates_once(tmp_path, monkeypatch):
     page = runner.validate(frame, suite, docs_dir=tmp_path).docs_page
     assert compiled == []
     assert "docs_cache" in Path(page).read_text()  # the page is still written
+
+
+def test_gx_is_prepared_on_a_background_thread_once(tmp_path):
+    """A run imports GX while dbt works; a suite that comes before the import is done waits
+    for it instead of importing GX and creating a context a second time. In a fresh
+    interpreter, where GX is not imported yet."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from expectations import runner
+assert "great_expectations" not in sys.modules
+thread = runner.prepare_in_background(__import__("pathlib").Path({str(tmp_path)!r}))
+context = runner._context({str(tmp_path)!r})  # asked while the thread imports GX
+thread.join()
+assert "great_expectations" in sys.modules
+assert runner._new_context.cache_info().misses == 1, runner._new_context.cache_info()
+assert runner._context({str(tmp_path)!r}) is context
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

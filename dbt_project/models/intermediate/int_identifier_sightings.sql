@@ -1,7 +1,13 @@
 {#- Which identifiers were seen together, from every staged source up to the as-of date.
     The events come summed already (int_event_sightings, which a daily run only adds the
     new events to); every other row counts once. -#}
-{{ config(tags=['identity']) }}
+{{
+    config(
+        tags=['identity'],
+        pre_hook="{{ begin_uncompressed_strings() }}",
+        post_hook="{{ end_uncompressed_strings() }}",
+    )
+}}
 with events as (
     select
         user_id,

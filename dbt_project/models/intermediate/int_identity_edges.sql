@@ -1,6 +1,12 @@
 {#- One row per pair of identifiers seen on the same row (neither of them shared). Each row's
     identifiers are linked to its strongest one (account id, then email, phone, device). -#}
-{{ config(tags=['identity']) }}
+{{
+    config(
+        tags=['identity'],
+        pre_hook="{{ begin_uncompressed_strings() }}",
+        post_hook="{{ end_uncompressed_strings() }}",
+    )
+}}
 with sightings as (
     select * from {{ ref('int_identifier_sightings') }}
 ),

@@ -8,7 +8,13 @@
     Each kind of identifier is grouped on its own: an account id is linked to itself only,
     and the others count their distinct accounts from (identifier, account) pairs. One
     grouping of all four kinds' pairs took 2.0-2.3 s at a million people, so 1.2 s. -#}
-{{ config(tags=['identity']) }}
+{{
+    config(
+        tags=['identity'],
+        pre_hook="{{ begin_uncompressed_strings() }}",
+        post_hook="{{ end_uncompressed_strings() }}",
+    )
+}}
 {%- set kinds = {'anonymous_id': 'anonymous_node', 'email': 'email_node', 'phone': 'phone_node'} %}
 with sightings as (
     select * from {{ ref('int_identifier_sightings') }}

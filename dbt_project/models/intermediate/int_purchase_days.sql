@@ -1,5 +1,11 @@
 {#- One row per person per business day with at least one completed order, up to the as-of
     date: the input of the CLV models (same-day orders merge into one purchase). -#}
+{{
+    config(
+        pre_hook="{{ begin_uncompressed_strings() }}",
+        post_hook="{{ end_uncompressed_strings() }}",
+    )
+}}
 with orders as (
     select * from {{ ref('int_orders') }}
     where status = 'completed'

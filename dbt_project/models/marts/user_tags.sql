@@ -6,6 +6,12 @@
     at_risk       dormant, or RFM segment At Risk or Can't Lose
     recently_churned  churned in the last `lifecycle_churn_reasons_window_days`
     reachable     marketing consent given and not withdrawn -#}
+{{
+    config(
+        pre_hook="{{ begin_uncompressed_strings() }}",
+        post_hook="{{ end_uncompressed_strings() }}",
+    )
+}}
 with stage_today as (
     select
         user_key,

@@ -81,16 +81,21 @@ def labelled_customers(work: Path) -> list[tuple[str, date]]:
     return found
 
 
-def add_late_touch(raw: Path, user_id: str, snapshot: date) -> None:
-    """A treatment touch sent two days before the snapshot, delivered late."""
-    sent = snapshot - timedelta(days=2)
+def add_touch(raw: Path, user_id: str, sent: date, name: str) -> None:
+    """A treatment touch of the customer sent that day, in a file of its own."""
     folder = raw / "campaign_touches" / f"month={sent:%Y-%m}"
     folder.mkdir(parents=True, exist_ok=True)
-    touch = {"touch_id": "t-late", "campaign_id": "winback-late", "campaign_type": "winback",
-             "sent_at": f"{sent}T12:00:00", "channel": "email", "offer": "come_back_message",
-             "cost": 0.05, "group": "treatment", "user_id": user_id}
-    with gzip.open(folder / "touches-late.jsonl.gz", "wt") as out:
+    touch = {"touch_id": f"t-{name}", "campaign_id": f"winback-{name}",
+             "campaign_type": "winback", "sent_at": f"{sent}T12:00:00", "channel": "email",
+             "offer": "come_back_message", "cost": 0.05, "group": "treatment",
+             "user_id": user_id}
+    with gzip.open(folder / f"touches-{name}.jsonl.gz", "wt") as out:
         out.write(json.dumps(touch) + "\n")
+
+
+def add_late_touch(raw: Path, user_id: str, snapshot: date) -> None:
+    """A treatment touch sent two days before the snapshot, delivered late."""
+    add_touch(raw, user_id, snapshot - timedelta(days=2), "late")
 
 
 def add_country_change(raw: Path, user_id: str, updated: str) -> None:
@@ -511,18 +516,31 @@ def test_the_day_s_events_are_added_to_the_event_sightings(tmp_path):
 
 
 def test_a_late_touch_and_a_crm_correction_rebuild_their_churn_features(tmp_path):
-    """No new events: a treatment touch delivered late and a CRM correction change the churn
-    features of two people at snapshots a daily run otherwise keeps; they are rebuilt and
-    end as a full refresh has them. Without the touch or profile comparison, this fails."""
+    """The as-of date moves on a day; a treatment touch delivered late and a CRM correction
+    change the churn features of two people at snapshots a daily run otherwise keeps: they
+    are rebuilt, everyone else's scoring row is the last build's moved on a day (its window
+    sums gain the day entering and lose the days leaving each window), and everything ends
+    as a full refresh has it. Without the touch or profile comparison, or with a window sum
+    not moved, this fails."""
     settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
     generate(tmp_path / "gen", settings)
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
-    build(raw, inc, settings.end_date)
+    end = date.fromisoformat(settings.end_date)
+    day_before = (end - timedelta(days=1)).isoformat()
+    # a touch of a customer active that week, which leaves the 90-day window the day after
+    active = duckdb.sql(f"""
+        select min(user_id) from read_parquet('{raw}/events/*/*.parquet')
+        where user_id is not null and occurred_at >= timestamp '{day_before}' - interval 7 days
+        """).fetchall()[0][0]
+    add_touch(raw, active, end - timedelta(days=90), "leaving")
+    build(raw, inc, day_before)
     (touched, snapshot), (moved, _) = labelled_customers(inc / "work.duckdb")
     add_late_touch(raw, touched, snapshot)
     add_country_change(raw, moved, settings.end_date)
 
-    build(raw, inc, settings.end_date)
+    log = build(raw, inc, settings.end_date)
+    assert ("int_churn_features: the scoring rows of the unchanged people moved on 1 days "
+            f"from {day_before}") in log
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
     with duckdb.connect(str(inc / "work.duckdb"), read_only=True) as con:
@@ -530,8 +548,19 @@ def test_a_late_touch_and_a_crm_correction_rebuild_their_churn_features(tmp_path
             "select profiles.user_id, changed.reason from intermediate.int_churn_changed_people "
             "as changed inner join intermediate.int_customer_profiles as profiles using (user_key)"
         ).fetchall())
+        scoring, moved_on = con.execute(
+            "select count(*), (select moved_on_scoring_rows from "
+            "intermediate.int_churn_features_state) from intermediate.int_churn_features "
+            "where is_scoring_snapshot").fetchone()
+        touches_of_active = con.execute(
+            "select features.campaign_touches_90 from intermediate.int_churn_features as "
+            "features inner join intermediate.int_customer_profiles as profiles using "
+            "(user_key) where features.is_scoring_snapshot and profiles.user_id = ?",
+            [active]).fetchone()
     assert (reasons[touched], reasons[moved]) == ("touches", "profile")
-    assert set(reasons.values()) <= {"touches", "profile", "erased"}  # always rebuilt
+    assert active not in reasons
+    assert touches_of_active == (0,)  # its touch left the window
+    assert scoring / 2 < moved_on < scoring  # most scoring rows were moved on, not computed
 
 
 def test_a_ranking_that_never_ran_is_done_by_the_next_build(tmp_path):

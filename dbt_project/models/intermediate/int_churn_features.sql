@@ -17,6 +17,8 @@
 }}
 -- depends_on: {{ ref('int_churn_changed_people') }}
 {%- set horizon = var('churn_horizon_days') %}
+{%- set carried_from = churn_scoring_carried_from(logged=true) %}
+{%- set activity_window = churn_activity_window_days() %}
 with snapshots as (
     {{ churn_snapshot_dates() }}
 ),
@@ -38,75 +40,157 @@ population as (
         and {{ churn_rows_to_build('stages.user_key', 'stages.day') }}
 ),
 
-activity as (
-    select
-        population.user_key,
-        population.snapshot_date,
-        {%- for days in [7, 30, 90] %}
+{%- if carried_from %}
+
+    -- the scoring rows of the people whose history up to the last build did not change:
+    -- the last build's scoring row moved on to the as-of date (macros/churn_features.sql)
+    last_scoring as (
+        select built.*
+        from {{ this }} as built
+        where
+            built.snapshot_date = {{ carried_from }}
+            and built.is_scoring_snapshot
+            and built.user_key not in (
+                select changed.user_key from {{ ref('int_churn_changed_people') }} as changed
+            )
+    ),
+
+    carried as (
+        select
+            population.user_key,
+            population.snapshot_date
+        from population
+        inner join last_scoring on population.user_key = last_scoring.user_key
+        where population.snapshot_date = {{ as_of_date() }}
+    ),
+
+    -- the activity of the days entering or leaving a window (DuckDB skips the other
+    -- days by the constants)
+    moved_activity as (
+        select
+            {%- for feature in churn_windowed_features() %}
+                {{ churn_window_change(feature, carried_from, as_of_date()) }} as {{ feature.name }},
+            {%- endfor %}
+            a.user_key
+        from {{ ref('int_person_day_activity') }} as a
+        where {{ churn_moved_days('a.activity_date', carried_from) }}
+        group by a.user_key
+    ),
+
+    -- a ratio, summed again from the window's NPS answers (a few rows)
+    window_nps as (
+        select
+            a.user_key,
+            sum(a.nps_total) / nullif(sum(a.nps_responses), 0) as nps_avg_90
+        from {{ ref('int_person_day_activity') }} as a
+        where
+            a.nps_responses <> 0
+            and a.activity_date > {{ as_of_date() }} - {{ activity_window }}
+            and a.activity_date <= {{ as_of_date() }}
+        group by a.user_key
+    ),
+
+    carried_activity as (
+        select
+            carried.user_key,
+            {%- for feature in churn_windowed_features() %}
+                {%- if feature.name == 'subscription_payments_recent' %}
+                    window_nps.nps_avg_90,
+                {%- endif %}
+                last_scoring.{{ feature.name }} + coalesce(moved_activity.{{ feature.name }}, 0)
+                    as {{ feature.name }},
+            {%- endfor %}
+            carried.snapshot_date
+        from carried
+        inner join last_scoring on carried.user_key = last_scoring.user_key
+        left join moved_activity on carried.user_key = moved_activity.user_key
+        left join window_nps on carried.user_key = window_nps.user_key
+    ),
+
+    moved_touches as (
+        select
+            touches.user_key,
             count(*) filter (
-                where a.is_active and a.activity_date > population.snapshot_date - {{ days }}
-            ) as active_days_{{ days }},
+                where {{ churn_moved_range('touches.sent_date', carried_from, as_of_date(), 0) }}
+            )
+            - count(*) filter (
+                where {{ churn_moved_range('touches.sent_date', carried_from, as_of_date(), activity_window) }}
+            ) as campaign_touches_90
+        from {{ ref('int_campaign_touches') }} as touches
+        where
+            touches.touch_group = 'treatment'
+            and {{ churn_moved_days('touches.sent_date', carried_from, [0, activity_window]) }}
+        group by touches.user_key
+    ),
+
+    carried_campaigns as (
+        select
+            carried.user_key,
+            carried.snapshot_date,
+            last_scoring.campaign_touches_90 + coalesce(moved_touches.campaign_touches_90, 0)
+                as campaign_touches_90
+        from carried
+        inner join last_scoring on carried.user_key = last_scoring.user_key
+        left join moved_touches on carried.user_key = moved_touches.user_key
+    ),
+
+    computed as (
+        select population.*
+        from population
+        anti join carried
+            on population.user_key = carried.user_key and population.snapshot_date = carried.snapshot_date
+    ),
+{%- else %}
+
+    computed as (
+        select * from population
+    ),
+{%- endif %}
+
+computed_activity as (
+    -- the same columns in the same order as carried_activity (a union of the two)
+    select
+        computed.user_key,
+        {%- for feature in churn_windowed_features() %}
+            {%- if feature.name == 'subscription_payments_recent' %}
+                sum(a.nps_total) / nullif(sum(a.nps_responses), 0) as nps_avg_90,
+            {%- endif %}
+            {{ churn_window_value(feature, 'computed.snapshot_date') }} as {{ feature.name }},
         {%- endfor %}
-        count(*) filter (
-            where a.is_active
-            and a.activity_date <= population.snapshot_date - 7
-            and a.activity_date > population.snapshot_date - 14
-        ) as active_days_prev_7,
-        count(*) filter (
-            where a.is_active
-            and a.activity_date <= population.snapshot_date - 30
-            and a.activity_date > population.snapshot_date - 60
-        ) as active_days_prev_30,
-        coalesce(sum(a.sessions) filter (where a.activity_date > population.snapshot_date - 7), 0)
-            as sessions_7,
-        coalesce(sum(a.sessions) filter (where a.activity_date > population.snapshot_date - 30), 0)
-            as sessions_30,
-        coalesce(sum(a.orders) filter (where a.activity_date > population.snapshot_date - 30), 0)
-            as orders_30,
-        coalesce(sum(a.orders), 0) as orders_90,
-        coalesce(sum(a.revenue) filter (where a.activity_date > population.snapshot_date - 30), 0)
-            as spend_30,
-        coalesce(sum(a.revenue) filter (
-            where a.activity_date <= population.snapshot_date - 30
-            and a.activity_date > population.snapshot_date - 60
-        ), 0) as spend_prev_30,
-        coalesce(sum(a.revenue), 0) as spend_90,
-        coalesce(sum(a.support_tickets) filter (
-            where a.activity_date > population.snapshot_date - 30
-        ), 0) as support_tickets_30,
-        coalesce(sum(a.support_tickets), 0) as support_tickets_90,
-        sum(a.nps_total) / nullif(sum(a.nps_responses), 0) as nps_avg_90,
-        coalesce(sum(a.subscription_payments) filter (
-            where a.activity_date > population.snapshot_date
-            - {{ var('lifecycle_subscription_period_days') }} - {{ var('lifecycle_subscription_grace_days') }}
-        ), 0) as subscription_payments_recent,
-        coalesce(sum(a.subscription_cancels), 0) as subscription_cancels_90,
-        coalesce(sum(a.app_events), 0) as app_events_90,
-        coalesce(sum(a.web_events), 0) as web_events_90,
-        coalesce(sum(a.mini_program_events), 0) as mini_program_events_90,
-        coalesce(sum(a.store_orders), 0) as store_orders_90,
-        coalesce(sum(a.events), 0) as events_90
-    from population
+        computed.snapshot_date
+    from computed
     left join {{ ref('int_person_day_activity') }} as a
         on
-            population.user_key = a.user_key
-            and population.snapshot_date >= a.activity_date
-            and a.activity_date > population.snapshot_date - 90
-    group by population.user_key, population.snapshot_date
+            computed.user_key = a.user_key
+            and computed.snapshot_date >= a.activity_date
+            and a.activity_date > computed.snapshot_date - {{ activity_window }}
+    group by computed.user_key, computed.snapshot_date
+),
+
+activity as (
+    select * from computed_activity
+    {%- if carried_from %}
+        union all
+        select * from carried_activity
+    {%- endif %}
 ),
 
 campaigns as (
     select
-        population.user_key,
-        population.snapshot_date,
+        computed.user_key,
+        computed.snapshot_date,
         count(*) filter (where touches.touch_group = 'treatment') as campaign_touches_90
-    from population
+    from computed
     inner join {{ ref('int_campaign_touches') }} as touches
         on
-            population.user_key = touches.user_key
-            and population.snapshot_date >= touches.sent_date
-            and touches.sent_date > population.snapshot_date - 90
-    group by population.user_key, population.snapshot_date
+            computed.user_key = touches.user_key
+            and computed.snapshot_date >= touches.sent_date
+            and touches.sent_date > computed.snapshot_date - {{ activity_window }}
+    group by computed.user_key, computed.snapshot_date
+    {%- if carried_from %}
+        union all
+        select * from carried_campaigns
+    {%- endif %}
 ),
 
 churn_entries as (

@@ -539,7 +539,7 @@ def test_a_late_touch_and_a_crm_correction_rebuild_their_churn_features(tmp_path
     add_country_change(raw, moved, settings.end_date)
 
     log = build(raw, inc, settings.end_date)
-    assert ("int_churn_features: the scoring rows of the unchanged people moved on 1 days "
+    assert ("int_churn_features: the scoring rows of the unchanged people moved on 1 day "
             f"from {day_before}") in log
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}

@@ -388,10 +388,11 @@
                     - modules.datetime.date.fromisoformat(built_as_of)).days -%}
     {%- set carried = days >= 1 and days <= churn_carry_max_days() -%}
     {%- if logged -%}
-        {{ log(this.name ~ ": " ~ ("the scoring rows of the unchanged people moved on " ~ days
-                                   ~ " days from " ~ built_as_of if carried else
+        {%- set moved = days ~ (' day' if days == 1 else ' days') -%}
+        {{ log(this.name ~ ": " ~ ("the scoring rows of the unchanged people moved on " ~ moved
+                                   ~ " from " ~ built_as_of if carried else
                                    "every scoring row computed (the as-of date moved "
-                                   ~ days ~ " days)"), info=true) }}
+                                   ~ moved ~ ")"), info=true) }}
     {%- endif -%}
     {{ return("date '" ~ built_as_of ~ "'" if carried else none) }}
 {%- endmacro %}

@@ -520,8 +520,10 @@ def test_a_late_touch_and_a_crm_correction_rebuild_their_churn_features(tmp_path
     change the churn features of two people at snapshots a daily run otherwise keeps: they
     are rebuilt, everyone else's scoring row is the last build's moved on a day (its window
     sums gain the day entering and lose the days leaving each window), and everything ends
-    as a full refresh has it. Without the touch or profile comparison, or with a window sum
-    not moved, this fails."""
+    as a full refresh has it. The key test reads fewer rows than the table holds, yet every
+    row the build wrote (and finds a duplicate of one). Without the touch or profile
+    comparison, with a window sum not moved, or with a key test that misses written rows,
+    this fails."""
     settings = GeneratorSettings(users=100, days=60, seed=11, chunk_users=100)
     generate(tmp_path / "gen", settings)
     raw, inc, full = tmp_path / "gen" / "raw", tmp_path / "inc", tmp_path / "full"
@@ -537,12 +539,15 @@ def test_a_late_touch_and_a_crm_correction_rebuild_their_churn_features(tmp_path
     (touched, snapshot), (moved, _) = labelled_customers(inc / "work.duckdb")
     add_late_touch(raw, touched, snapshot)
     add_country_change(raw, moved, settings.end_date)
+    before = tmp_path / "before.duckdb"
+    shutil.copy(inc / "work.duckdb", before)
 
     log = build(raw, inc, settings.end_date)
     assert ("int_churn_features: the scoring rows of the unchanged people moved on 1 day "
             f"from {day_before}") in log
     build(raw, full, settings.end_date)
     assert differences(inc / "work.duckdb", full / "work.duckdb") == {}
+    assert_key_test_reads_written_churn_rows(inc, before)
     with duckdb.connect(str(inc / "work.duckdb"), read_only=True) as con:
         reasons = dict(con.execute(
             "select profiles.user_id, changed.reason from intermediate.int_churn_changed_people "
@@ -561,6 +566,29 @@ def test_a_late_touch_and_a_crm_correction_rebuild_their_churn_features(tmp_path
     assert active not in reasons
     assert touches_of_active == (0,)  # its touch left the window
     assert scoring / 2 < moved_on < scoring  # most scoring rows were moved on, not computed
+
+
+def assert_key_test_reads_written_churn_rows(warehouse: Path, before: Path) -> None:
+    """The daily build's key test of int_churn_features (as compiled) read every row the
+    build wrote (those not in the warehouse `before` it), not every row, and finds a
+    duplicate of a written row."""
+    compiled = next((warehouse / "dbt_target" / "compiled" / "ulm" / "models" / "intermediate"
+                     / "int_churn_features.yml").glob("unique_combination_int_churn_features*"))
+    test = compiled.read_text()
+    tested = re.search(r"from (\(select \* from .*? dbt_subquery)", test, re.S).group(1)
+    table = "intermediate.int_churn_features"
+    with duckdb.connect(str(warehouse / "work.duckdb")) as con:
+        con.execute(f"attach '{before}' as before (read_only)")
+        written = f"select * from {table} except all select * from before.{table}"
+        assert con.execute(f"select count(*) from ({written})").fetchone()[0] > 0
+        assert con.execute(f"select count(*) from ({written} except all "
+                           f"select * from {tested})").fetchone()[0] == 0
+        assert (con.execute(f"select count(*) from {tested}").fetchone()[0]
+                < con.execute(f"select count(*) from {table}").fetchone()[0])
+        failures = f"select count(*) from ({test})"
+        assert con.execute(failures).fetchone()[0] == 0
+        con.execute(f"insert into {table} select * from ({written}) limit 1")
+        assert con.execute(failures).fetchone()[0] == 1
 
 
 def test_a_ranking_that_never_ran_is_done_by_the_next_build(tmp_path):

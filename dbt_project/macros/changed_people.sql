@@ -783,6 +783,8 @@
         {%- set where = relabelled_identifier_rows_filter() -%}
     {%- elif where == '__rewritten_tuple_rows__' -%}
         {%- set where = rewritten_tuple_rows_filter() -%}
+    {%- elif where == '__rebuilt_churn_feature_rows__' -%}
+        {%- set where = rebuilt_churn_feature_rows_filter() -%}
     {%- elif where == '__rewritten_order_rows__' -%}
         {%- set written = orders_written() if target.type == 'duckdb' and execute else none -%}
         {%- set where = 'order_id in (select written.order_id from ' ~ written ~ ' as written)'

@@ -181,6 +181,30 @@
     )
 {%- endmacro %}
 
+{#- What the key test of int_churn_features reads (get_where_subquery,
+    `__rebuilt_churn_feature_rows__`): on a daily build the rows of the changed people and
+    of every snapshot after the last build's as-of date less the label horizon (every
+    snapshot a daily build writes lies there: the scoring one, the last build's and those
+    whose label came due), and every row sharing a key with them; everything when the
+    list of changed people says everyone or is not this build's. The rows left out were
+    tested when they were written. The last build's as-of date is the lifecycle chain's
+    previous one (a daily build checks that: after_chain_rebuild_reason). -#}
+{% macro rebuilt_churn_feature_rows_filter() -%}
+    {%- set list = intermediate_relation('int_churn_changed_people') -%}
+    {%- if target.type != 'duckdb' or not execute
+        or adapter.get_relation(target.database, 'intermediate', 'int_churn_changed_people') is none
+        or list_relation_says_everyone(list) -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {%- set chain = state_row('int_person_chain_state') -%}
+    {%- if chain is none or chain['previous_as_of_date'] is none -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {{ return("(user_key in (select changed.user_key from " ~ list ~ " as changed)"
+              ~ " or snapshot_date > date '" ~ chain['previous_as_of_date'] ~ "' - "
+              ~ var('churn_horizon_days') ~ ")") }}
+{%- endmacro %}
+
 {#- Model filter of int_churn_features: the rows the pre-hook deleted (everyone else's kept
     snapshots are still there); every row on a full build. -#}
 {% macro churn_rows_to_build(user_column, day_column) -%}

@@ -4,6 +4,12 @@
     by time, then account id: two accounts of one person may be updated at the same time,
     and the pick must not depend on the order rows arrive in (it did: a daily build and a
     full refresh could give a merged person different attributes). -#}
+{{
+    config(
+        pre_hook="{{ begin_uncompressed_strings() }}",
+        post_hook="{{ end_uncompressed_strings() }}",
+    )
+}}
 {%- set version_order = ordering_key(['updated_at', 'user_id']) %}
 with customers as (
     select * from {{ ref('stg_customers') }}

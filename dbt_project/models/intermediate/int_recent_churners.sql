@@ -2,6 +2,12 @@
     up to the as-of date (their latest such churn), with what explains it: stated cancel
     reason (latest `cancel_reason` before churning), acquisition channel, region, age band and
     tenure band (signup to churn), and the last day they were active. -#}
+{{
+    config(
+        pre_hook="{{ begin_uncompressed_strings() }}",
+        post_hook="{{ end_uncompressed_strings() }}",
+    )
+}}
 with entries as (
     select
         user_key,

@@ -1,6 +1,12 @@
 {#- One row per person (user_key) seen on or before the as-of date, erased people excepted:
     who they are (profile, identifiers) and what they did (activity totals). dim_users adds
     lifecycle, value and tags. -#}
+{{
+    config(
+        pre_hook="{{ begin_uncompressed_strings() }}",
+        post_hook="{{ end_uncompressed_strings() }}",
+    )
+}}
 with identity_map as (
     select * from {{ ref('int_identity_map') }}
 ),

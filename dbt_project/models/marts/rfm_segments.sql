@@ -10,6 +10,12 @@
       1-2     Lost (R1 F1), Hibernating (F 1-2), At Risk (F 3-4), Can't Lose (F 5)
 
     Value tier from the M score: top (5), high (4), medium (3), low (1-2). -#}
+{{
+    config(
+        pre_hook="{{ begin_uncompressed_strings() }}",
+        post_hook="{{ end_uncompressed_strings() }}",
+    )
+}}
 with orders as (
     select * from {{ ref('int_orders') }}
     where status = 'completed'

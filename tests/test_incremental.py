@@ -587,8 +587,10 @@ def assert_key_test_reads_written_churn_rows(warehouse: Path, before: Path) -> N
                 < con.execute(f"select count(*) from {table}").fetchone()[0])
         failures = f"select count(*) from ({test})"
         assert con.execute(failures).fetchone()[0] == 0
+        con.execute("begin")
         con.execute(f"insert into {table} select * from ({written}) limit 1")
         assert con.execute(failures).fetchone()[0] == 1
+        con.execute("rollback")
 
 
 def test_a_ranking_that_never_ran_is_done_by_the_next_build(tmp_path):

@@ -724,15 +724,26 @@
     and int_person_day_activity the rows of the people whose whole history was rebuilt
     (the other listed people only gained rows after the last build). -#}
 {% macro rebuilt_person_rows(relation, list_name, day_column, whole_history=false) -%}
-    {%- set list = intermediate_relation(list_name) -%}
-    {%- if target.type != 'duckdb' or not execute
-        or adapter.get_relation(target.database, 'intermediate', list_name) is none
-        or list_relation_says_everyone(list) -%}
+    {%- set list = daily_list(list_name) -%}
+    {%- if list is none -%}
         {{ return(relation) }}
     {%- else -%}
         {{ return('(' ~ new_days_and_people_rows(relation, day_column, rebuilt_people(list, whole_history))
                   ~ ') dbt_subquery') }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- For a key test: the list of changed people `list_name` (in intermediate) when it is
+    this build's and does not say everyone, so the test can read the rows the build wrote;
+    none otherwise (every row is tested). -#}
+{% macro daily_list(list_name) -%}
+    {%- set list = intermediate_relation(list_name) -%}
+    {%- if target.type != 'duckdb' or not execute
+        or adapter.get_relation(target.database, 'intermediate', list_name) is none
+        or list_relation_says_everyone(list) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(list) }}
 {%- endmacro %}
 
 {#- int_events: the rows of the people whose every event was rebuilt and the rows of the

@@ -190,10 +190,8 @@
     tested when they were written. The last build's as-of date is the lifecycle chain's
     previous one (a daily build checks that: after_chain_rebuild_reason). -#}
 {% macro rebuilt_churn_feature_rows_filter() -%}
-    {%- set list = intermediate_relation('int_churn_changed_people') -%}
-    {%- if target.type != 'duckdb' or not execute
-        or adapter.get_relation(target.database, 'intermediate', 'int_churn_changed_people') is none
-        or list_relation_says_everyone(list) -%}
+    {%- set list = daily_list('int_churn_changed_people') -%}
+    {%- if list is none -%}
         {{ return('true') }}
     {%- endif -%}
     {%- set chain = state_row('int_person_chain_state') -%}

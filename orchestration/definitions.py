@@ -6,6 +6,7 @@ import dagster as dg
 
 from orchestration.assets import DBT_STAGES, lifecycle_report, raw_landing, serving_database
 from orchestration.churn_assets import churn_drift_check, churn_model, user_churn_scores
+from orchestration.gc_settings import settle_long_lived_objects
 from orchestration.quality_checks import all_checks
 from orchestration.resources import UlmSettings
 from orchestration.schedules import daily_job, daily_schedule
@@ -36,3 +37,7 @@ defs = dg.Definitions(
     # after another in the run's process (also for materialisations launched from the UI)
     executor=dg.in_process_executor,
 )
+
+# the process that loads these definitions runs the pipeline (`ulm run`, a run launched from
+# the UI or the schedule) or serves them: what it holds now lives as long as it does
+settle_long_lived_objects()

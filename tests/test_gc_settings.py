@@ -1,0 +1,37 @@
+"""A process that loads the definitions leaves its long-lived objects out of the collector's
+walks, and still collects what it makes garbage afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from orchestration.project import DBT_PROJECT_DIR
+
+
+def test_loading_the_definitions_freezes_them_and_garbage_is_still_collected():
+    script = textwrap.dedent("""
+        import atexit, gc
+        # registered first, so it runs after the definitions' exit hook
+        atexit.register(lambda: print("tracked at exit", len(gc.get_objects())))
+        import orchestration.definitions
+        from orchestration.gc_settings import THRESHOLDS, settle_long_lived_objects
+        print("thresholds", gc.get_threshold() == THRESHOLDS)
+        print("frozen", gc.get_freeze_count() > 100_000)
+        settle_long_lived_objects()  # a second call registers no second exit hook
+
+        class Cycle:
+            def __init__(self):
+                self.me = self
+            def __del__(self):
+                print("cycle collected")
+
+        Cycle()
+        gc.collect()
+        print("collected before exit")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=DBT_PROJECT_DIR.parent, check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    assert out == ["thresholds True", "frozen True", "cycle collected",
+                   "collected before exit", "tracked at exit 0"]

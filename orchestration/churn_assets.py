@@ -205,25 +205,24 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
     if version and not today.empty:
         model = registry.load(root, version)
         c = cfg.churn
-        p, _ = churn.booster_probabilities(
-            model.booster, model.card.best_iteration, model.calibrator,
-            model.card.categories, model.card.features, today, with_contributions=False)
+        card = model.card
+        # built once: the probabilities, the reasons and the drift all read it
+        x = churn.model_matrix(card.categories, card.features, today)
+        p = churn.matrix_probabilities(model.booster, card.best_iteration, model.calibrator, x)
         tiers = churn.risk_tiers(p, c.risk_tiers_by, c.high_risk_cutoff, c.medium_risk_cutoff)
         # exact reasons for the people a marketer will act on (high and medium risk)
-        contribs = churn.contributions(model.booster, model.card.best_iteration,
-                                       model.card.categories, model.card.features, today,
-                                       exact_for=tiers != "low")
+        contribs = churn.matrix_contributions(model.booster, card.best_iteration, x,
+                                              exact_for=tiers != "low")
         scores = pd.DataFrame({
             "user_key": today["user_key"],
             "as_of_date": pd.Timestamp(as_of).date(),
             "churn_probability": p,
             "churn_risk_tier": tiers,
             "model_version": version,
-            "top_reasons": churn.reasons_from_contributions(contribs, model.card.features),
+            "top_reasons": churn.reasons_from_contributions(contribs, card.features),
         })
         ref = pd.read_parquet(root / version / "reference.parquet")
-        now, _ = churn.prepare_features(today, model.card.categories)
-        psi = churn.drift(ref, now, model.card.features)
+        psi = churn.drift(ref, x, card.features)
         ref_p, _ = churn.booster_probabilities(
             model.booster, model.card.best_iteration, model.calibrator, model.card.categories,
             model.card.features, ref.assign(user_key="", snapshot_date=None,

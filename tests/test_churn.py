@@ -120,6 +120,17 @@ def test_population_stability():
     assert churn.population_stability(cats, pd.Series(["a"] * 50 + ["b"] * 50)) > 0.2
 
 
+def test_population_stability_bins_close_on_the_right_and_count_missing_values():
+    # two bins of the training values, split at their median 2.5: (-inf, 2.5] and (2.5, inf)
+    expected = pd.Series([1.0, 2.0, 3.0, 4.0])
+    actual = pd.Series([1.0, 1.0, 2.5, 5.0, None])  # 2.5 falls in the lower bin
+    e, a = np.array([0.5, 0.5, 1e-4]), np.array([0.6, 0.2, 0.2])  # lower, upper, missing
+    assert churn.population_stability(expected, actual, bins=2) == pytest.approx(
+        float(((a - e) * np.log(a / e)).sum()))
+    assert churn.population_stability(pd.Series([np.nan, np.nan]), actual) == 0.0
+    assert churn.population_stability(pd.Series([3.0, 3.0]), actual) == 0.0
+
+
 def test_scoring_reuses_training_categories(trained):
     frame, _, models = trained
     new = frame.head(3).assign(country=["BR", "US", None])  # BR never seen in training

@@ -1,5 +1,6 @@
 """A process that loads the definitions leaves its long-lived objects out of the collector's
-walks, and still collects what it makes garbage afterwards."""
+walks, still collects what it makes garbage afterwards, and exits without DuckDB's bindings
+reporting leaked objects."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ def test_loading_the_definitions_freezes_them_and_garbage_is_still_collected():
     script = textwrap.dedent("""
         import atexit, gc
         # registered first, so it runs after the definitions' exit hook
-        atexit.register(lambda: print("tracked at exit", len(gc.get_objects())))
+        atexit.register(lambda: print("frozen at exit", gc.get_freeze_count()))
         import orchestration.definitions
         from orchestration.gc_settings import THRESHOLDS, settle_long_lived_objects
         print("thresholds", gc.get_threshold() == THRESHOLDS)
         print("frozen", gc.get_freeze_count() > 100_000)
-        settle_long_lived_objects()  # a second call registers no second exit hook
+        settle_long_lived_objects()  # a second call is harmless
 
         class Cycle:
             def __init__(self):
@@ -31,7 +32,9 @@ def test_loading_the_definitions_freezes_them_and_garbage_is_still_collected():
         gc.collect()
         print("collected before exit")
     """)
-    out = subprocess.run([sys.executable, "-c", script], cwd=DBT_PROJECT_DIR.parent, check=True,
-                         capture_output=True, text=True).stdout.splitlines()
-    assert out == ["thresholds True", "frozen True", "cycle collected",
-                   "collected before exit", "tracked at exit 0"]
+    done = subprocess.run([sys.executable, "-c", script], cwd=DBT_PROJECT_DIR.parent,
+                          check=True, capture_output=True, text=True)
+    assert done.stdout.splitlines() == ["thresholds True", "frozen True", "cycle collected",
+                                        "collected before exit", "frozen at exit 0"]
+    # nanobind names any of its objects still alive at exit (frozen ones would be)
+    assert "leaked" not in done.stderr

@@ -460,5 +460,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def console() -> None:
+    """The `ulm` command: main, then an exit that skips the interpreter's last garbage
+    collections (orchestration/gc_settings.py). An uncaught error exits as usual."""
+    from orchestration.gc_settings import exit_without_final_collections
+
+    exit_without_final_collections(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -11,12 +11,17 @@ process anyway). Higher thresholds make full collections of what the run itself 
 rarer. Garbage made during the run is still collected, and objects freed by their reference
 count go at once as always. They are unfrozen at exit, so that the interpreter's last
 collections break their cycles: DuckDB's bindings (nanobind) print a page of "leaked
-instance" warnings at exit for any of their objects still alive then."""
+instance" warnings at exit for any of their objects still alive then. The `ulm` command
+skips those last collections altogether (exit_without_final_collections)."""
 
 from __future__ import annotations
 
 import atexit
 import gc
+import os
+import sys
+import threading
+from typing import NoReturn
 
 # objects allocated between two collections of the youngest generation (CPython: 700), and
 # collections of a generation between two of the next one (10 and 10)
@@ -34,3 +39,18 @@ def settle_long_lived_objects() -> None:
     if not _exit_hook_registered:
         atexit.register(gc.unfreeze)
         _exit_hook_registered = True
+
+
+def exit_without_final_collections(code: int) -> NoReturn:
+    """End the process as the interpreter would, less its teardown: other threads are
+    waited for, the `atexit` handlers run (logging's flush, temporary folders' clean-up,
+    file locks), and the process exits with `code`. The teardown's collections walk the
+    ~0.7M objects a run leaves alive, for memory the system takes back anyway: 2.2 s
+    after a large next-day run, measured."""
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # what the interpreter runs first at exit (CPython)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from orchestration.project import DBT_PROJECT_DIR
 
@@ -38,3 +39,30 @@ def test_loading_the_definitions_freezes_them_and_garbage_is_still_collected():
                                         "collected before exit", "frozen at exit 0"]
     # nanobind names any of its objects still alive at exit (frozen ones would be)
     assert "leaked" not in done.stderr
+
+
+def test_the_ulm_exit_runs_the_exit_handlers_and_keeps_the_exit_code():
+    script = textwrap.dedent("""
+        import atexit, tempfile
+        import orchestration.definitions
+        from orchestration.gc_settings import exit_without_final_collections
+        folder = tempfile.TemporaryDirectory()  # its finalizer removes it at exit
+        print(folder.name)
+        atexit.register(lambda: print("handler ran"))
+        exit_without_final_collections(3)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=DBT_PROJECT_DIR.parent,
+                          capture_output=True, text=True)
+    assert done.returncode == 3
+    folder, handler = done.stdout.splitlines()
+    assert handler == "handler ran"
+    assert not Path(folder).exists()
+    assert "leaked" not in done.stderr
+
+
+def test_the_ulm_command_exits_with_its_code():
+    done = subprocess.run([sys.executable, "-m", "orchestration.cli", "config", "--check",
+                           "/nonexistent/ulm.yaml"], cwd=DBT_PROJECT_DIR.parent,
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "/nonexistent/ulm.yaml" in done.stderr

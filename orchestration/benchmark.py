@@ -272,20 +272,22 @@ def connected_components_rounds(con, nodes_sql: str, edges_sql: str, max_rounds:
     raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
 
 
-def run_floor(manifest: dict, work_copy: Path, memory_limit: str, threads: int = 2
-              ) -> dict[str, float]:
+def run_floor(manifest: dict, work_copy: Path, memory_limit: str, threads: int = 2,
+              checkpoint_threshold: str = "1GB") -> dict[str, float]:
     """Run every model's compiled SQL (CREATE TABLE AS; for int_identity_map the label
     propagation its macro runs first) and every data test's (count of failing rows) directly
     in DuckDB on a copy of the working database; seconds per dbt stage. Hooks are left out
     (they are rendered only while dbt builds): the redelivery ranking and the changed-people
     snapshots, a few seconds at medium, count as dbt's overhead. The copy keeps the name
-    work.duckdb so the compiled names ("work"."staging"...) resolve."""
+    work.duckdb so the compiled names ("work"."staging"...) resolve. DuckDB gets the engine
+    settings dbt's profile gives it (memory limit, checkpoint threshold, time zone)."""
     nodes = {uid: node for uid, node in manifest["nodes"].items()
              if node["resource_type"] in ("model", "test")
              and node["config"].get("enabled", True)}
     seconds = dict.fromkeys(DBT_STAGE_OPS, 0.0)
-    con = duckdb.connect(str(work_copy), config={"threads": threads,
-                                                 "memory_limit": memory_limit})
+    con = duckdb.connect(str(work_copy), config={
+        "threads": threads, "memory_limit": memory_limit,
+        "checkpoint_threshold": checkpoint_threshold})
     try:
         con.execute("SET TimeZone = 'UTC'")  # as the dbt profile sets it
         for uid in build_order(nodes):
@@ -542,7 +544,8 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
         shutil.copyfile(warehouse / "work.duckdb", work_copy)
         floor_sampler = MemorySampler()
         floor_sampler.start()
-        result.floor_seconds = run_floor(compiled, work_copy, cfg.engine.memory_limit)
+        result.floor_seconds = run_floor(compiled, work_copy, cfg.engine.memory_limit,
+                                         checkpoint_threshold=cfg.engine.checkpoint_threshold)
         floor_sampler.stop()
         result.floor_peak_bytes = floor_sampler.peak()
         shutil.rmtree(floor_dir, ignore_errors=True)

@@ -298,6 +298,12 @@ class EngineConfig(_Section):
         2, ge=1, le=64,
         description="dbt models built at the same time. They share `memory_limit` (each "
                     "query already uses every core): use 1 for the largest data.")
+    checkpoint_threshold: str = Field(
+        "1GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="During a dbt build DuckDB folds its write-ahead log into work.duckdb "
+                    "once the log passes this size, and at the end of the build (DuckDB's "
+                    "own default, 16MB, made a daily run at 1M users checkpoint after most "
+                    "models).")
 
 
 class ScheduleConfig(_Section):
@@ -426,6 +432,7 @@ def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path) -> dict[st
         "quality_future_tolerance_hours": config.quality.future_tolerance_hours,
         "engine_memory_limit": config.engine.memory_limit,
         "engine_dbt_threads": config.engine.dbt_threads,
+        "engine_checkpoint_threshold": config.engine.checkpoint_threshold,
     }
 
 

@@ -50,7 +50,8 @@ _manifest: tuple[tuple[str, str, str, str], Any] | None = None
 # always uses these, and one parse serves every day and every warehouse of the machine.
 PARSE_AS_OF = "2000-01-01"
 PARSE_FIXED_VARS = {"as_of_date": PARSE_AS_OF, "warehouse_dir": "/ulm-parse-only",
-                    "engine_memory_limit": "1GB", "engine_dbt_threads": 1}
+                    "engine_memory_limit": "1GB", "engine_dbt_threads": 1,
+                    "engine_checkpoint_threshold": "1GB"}
 
 # dbt's saved parse in a target folder
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"

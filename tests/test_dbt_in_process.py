@@ -61,7 +61,8 @@ def test_the_date_the_warehouse_and_the_engine_are_not_read_while_parsing(tmp_pa
 
 def test_parse_vars_fix_the_date_warehouse_and_engine_only():
     build = {"as_of_date": "2026-11-21", "currency": "EUR", "warehouse_dir": "/data/wh",
-             "engine_memory_limit": "5.5GB", "engine_dbt_threads": 2}
+             "engine_memory_limit": "5.5GB", "engine_dbt_threads": 2,
+             "engine_checkpoint_threshold": "4GB"}
     assert json.loads(parse_vars(json.dumps(build))) == {**PARSE_FIXED_VARS, "currency": "EUR"}
     assert PARSE_FIXED_VARS["as_of_date"] == PARSE_AS_OF
     # vars the build does not set stay unset

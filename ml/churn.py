@@ -345,22 +345,14 @@ def booster_probabilities(booster: xgb.Booster, best_iteration: int,
                           features: list[str], frame: pd.DataFrame,
                           exact_for: np.ndarray | None = None,
                           with_contributions: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated probabilities and per-row feature contributions (see `contributions`) of a
-    saved model (no fitting); zero contributions unless `with_contributions`."""
+    """Calibrated probabilities and per-row feature contributions (see
+    `matrix_contributions`) of a saved model (no fitting); zero contributions unless
+    `with_contributions`."""
     x = model_matrix(categories, features, frame)
     p = matrix_probabilities(booster, best_iteration, calibrator, x)
     if not with_contributions:
         return p, np.zeros((len(x), len(features)))
     return p, matrix_contributions(booster, best_iteration, x, exact_for)
-
-
-def contributions(booster: xgb.Booster, best_iteration: int, categories: dict[str, list[str]],
-                  features: list[str], frame: pd.DataFrame,
-                  exact_for: np.ndarray | None = None) -> np.ndarray:
-    """Per-row feature contributions to the raw score of a saved model (see
-    `matrix_contributions`)."""
-    return matrix_contributions(booster, best_iteration,
-                                model_matrix(categories, features, frame), exact_for)
 
 
 def model_matrix(categories: dict[str, list[str]], features: list[str], frame: pd.DataFrame

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.config import EngineConfig
 from orchestration.dbt_args import DBT_STAGE_OPS
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -273,7 +274,8 @@ def connected_components_rounds(con, nodes_sql: str, edges_sql: str, max_rounds:
 
 
 def run_floor(manifest: dict, work_copy: Path, memory_limit: str, threads: int = 2,
-              checkpoint_threshold: str = "1GB") -> dict[str, float]:
+              checkpoint_threshold: str = EngineConfig().checkpoint_threshold
+              ) -> dict[str, float]:
     """Run every model's compiled SQL (CREATE TABLE AS; for int_identity_map the label
     propagation its macro runs first) and every data test's (count of failing rows) directly
     in DuckDB on a copy of the working database; seconds per dbt stage. Hooks are left out

@@ -224,9 +224,9 @@ def user_churn_scores(context: dg.AssetExecutionContext, ulm: UlmSettings, confi
         ref = pd.read_parquet(root / version / "reference.parquet")
         psi = churn.drift(ref, x, card.features)
         ref_p, _ = churn.booster_probabilities(
-            model.booster, model.card.best_iteration, model.calibrator, model.card.categories,
-            model.card.features, ref.assign(user_key="", snapshot_date=None,
-                                            is_scoring_snapshot=False, label=None),
+            model.booster, card.best_iteration, model.calibrator, card.categories,
+            card.features, ref.assign(user_key="", snapshot_date=None,
+                                      is_scoring_snapshot=False, label=None),
             with_contributions=False)
         psi["churn_probability"] = churn.population_stability(pd.Series(ref_p), pd.Series(p))
         drift_rows = pd.DataFrame({"feature": list(psi), "psi": list(psi.values())})

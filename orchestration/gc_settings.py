@@ -27,18 +27,13 @@ from typing import NoReturn
 # collections of a generation between two of the next one (10 and 10)
 THRESHOLDS = (50_000, 20, 20)
 
-_exit_hook_registered = False
-
-
 def settle_long_lived_objects() -> None:
     """Freeze what the process holds now (imports, definitions) and raise the collection
     thresholds until the process exits. Idempotent."""
-    global _exit_hook_registered
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
-    if not _exit_hook_registered:
-        atexit.register(gc.unfreeze)
-        _exit_hook_registered = True
+    atexit.unregister(gc.unfreeze)  # one exit hook however often this is called
+    atexit.register(gc.unfreeze)
 
 
 def exit_without_final_collections(code: int) -> NoReturn:

@@ -81,12 +81,13 @@ def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "Run
     context.log.info(f"dbt build as of {as_of}" + (" (full refresh)" if config.full_refresh
                                                     else ""))
     args = dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse), full_refresh=config.full_refresh)
-    # the checks after this build need GX: import it while dbt's queries run
-    runner.prepare_in_background(ulm.data_docs_dir(cfg))
     try:
         invocation = dbt_in_process.build(
             args, context=context, project_dir=Path(ulm_dbt_project.project_dir),
-            profiles_dir=Path(ulm_dbt_project.profiles_dir), target_path=ulm.dbt_target)
+            profiles_dir=Path(ulm_dbt_project.profiles_dir), target_path=ulm.dbt_target,
+            # the checks after this build need GX: import it while dbt's queries run (not
+            # during dbt's parse, which would hold the interpreter as long as the import)
+            on_parsed=lambda: runner.prepare_in_background(ulm.data_docs_dir(cfg)))
     except dbt_in_process.DbtInProcessError as error:
         raise dg.Failure(description=str(error)) from None
     yield from invocation.stream(context)

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -187,9 +187,12 @@ class InProcessInvocation:
 
 
 def build(args: Sequence[str], *, context: dg.AssetExecutionContext, project_dir: Path,
-          profiles_dir: Path, target_path: Path) -> InProcessInvocation:
+          profiles_dir: Path, target_path: Path,
+          on_parsed: Callable[[], Any] | None = None) -> InProcessInvocation:
     """Run `dbt <args>` for the assets this step materialises (dagster-dbt's selection:
-    the whole stage, or the subset picked in the UI)."""
+    the whole stage, or the subset picked in the UI). `on_parsed` is called between the
+    parse and the build: work for another thread starts best there, as parsing holds the
+    interpreter and the build's queries leave it free."""
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import msg_to_dict
 
@@ -206,6 +209,8 @@ def build(args: Sequence[str], *, context: dg.AssetExecutionContext, project_dir
     (target_path / "run_results.json").unlink(missing_ok=True)
     manifest = parsed_manifest(context.run_id, run_project, profiles_dir, target_path,
                                vars_argument(cleaned))
+    if on_parsed is not None:
+        on_parsed()
     full_args = [
         *cleaned, *params.selection_args,
         "--project-dir", str(run_project), "--profiles-dir", str(profiles_dir),

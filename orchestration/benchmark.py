@@ -273,16 +273,35 @@ def connected_components_rounds(con, nodes_sql: str, edges_sql: str, max_rounds:
     raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
 
 
+def floor_plan(nodes: dict[str, dict]) -> dict[str, list[str]]:
+    """The floor's nodes per dbt stage, in the order the stages run, each stage's in build
+    order (a data test belongs to the stage of the model it tests)."""
+    plan: dict[str, list[str]] = {stage: [] for stage in DBT_STAGE_OPS}
+    for uid in build_order(nodes):
+        node = nodes[uid]
+        if not node.get("compiled_code") or node["config"].get("materialized") == "ephemeral":
+            continue
+        if node["resource_type"] == "test":
+            attached = node.get("attached_node") or node["depends_on"]["nodes"][0]
+            node = nodes.get(attached, node)
+        plan[dbt_stage_of(node)].append(uid)
+    return plan
+
+
 def run_floor(manifest: dict, work_copy: Path, memory_limit: str, threads: int = 2,
               checkpoint_threshold: str = EngineConfig().checkpoint_threshold
               ) -> dict[str, float]:
     """Run every model's compiled SQL (CREATE TABLE AS; for int_identity_map the label
     propagation its macro runs first) and every data test's (count of failing rows) directly
-    in DuckDB on a copy of the working database; seconds per dbt stage. Hooks are left out
-    (they are rendered only while dbt builds): the redelivery ranking and the changed-people
-    snapshots, a few seconds at medium, count as dbt's overhead. The copy keeps the name
-    work.duckdb so the compiled names ("work"."staging"...) resolve. DuckDB gets the engine
-    settings dbt's profile gives it (memory limit, checkpoint threshold, time zone)."""
+    in DuckDB on a copy of the working database, stage by stage, and end each stage with a
+    CHECKPOINT; seconds per dbt stage. The checkpoint is there because each dbt stage ends
+    with one: dbt closes its connection after the build, and closing writes what the build
+    left in DuckDB's log into the file (up to engine.checkpoint_threshold of it), which the
+    stage's time includes. Hooks are left out (they are rendered only while dbt builds): the
+    redelivery ranking and the changed-people snapshots, a few seconds at medium, count as
+    dbt's overhead. The copy keeps the name work.duckdb so the compiled names
+    ("work"."staging"...) resolve. DuckDB gets the engine settings dbt's profile gives it
+    (memory limit, checkpoint threshold, time zone)."""
     nodes = {uid: node for uid, node in manifest["nodes"].items()
              if node["resource_type"] in ("model", "test")
              and node["config"].get("enabled", True)}
@@ -292,32 +311,32 @@ def run_floor(manifest: dict, work_copy: Path, memory_limit: str, threads: int =
         "checkpoint_threshold": checkpoint_threshold})
     try:
         con.execute("SET TimeZone = 'UTC'")  # as the dbt profile sets it
-        for uid in build_order(nodes):
-            node = nodes[uid]
-            sql = node.get("compiled_code")
-            if not sql or node["config"].get("materialized") == "ephemeral":
-                continue
+        for stage, uids in floor_plan(nodes).items():
             started = time.perf_counter()
-            if node["resource_type"] == "model" and "identity_work.cc_labels" in sql:
-                relations = {nodes[dep]["name"]: nodes[dep]["relation_name"]
-                             for dep in node["depends_on"]["nodes"] if dep in nodes}
-                connected_components_rounds(
-                    con, f"select node_id from {relations['int_identity_nodes']}",
-                    f"select src, dst from {relations['int_identity_edges']}")
-            if node["resource_type"] == "model":
-                relation = node["relation_name"]
-                kind = "VIEW" if node["config"]["materialized"] == "view" else "TABLE"
-                statement = f"CREATE OR REPLACE {kind} {relation} AS {sql}"
-                stage_node = node
-            else:
-                statement = f"SELECT count(*) FROM ({sql}) AS dbt_internal_test"
-                attached = node.get("attached_node") or node["depends_on"]["nodes"][0]
-                stage_node = nodes.get(attached, node)
-            con.execute(statement).fetchall()
-            seconds[dbt_stage_of(stage_node)] += time.perf_counter() - started
+            for uid in uids:
+                run_floor_node(con, nodes, nodes[uid])
+            con.execute("CHECKPOINT")
+            seconds[stage] = time.perf_counter() - started
     finally:
         con.close()
     return seconds
+
+
+def run_floor_node(con, nodes: dict[str, dict], node: dict) -> None:
+    """One model (CREATE OR REPLACE ... AS its compiled select) or data test (its failing
+    rows counted)."""
+    sql = node["compiled_code"]
+    if node["resource_type"] != "model":
+        con.execute(f"SELECT count(*) FROM ({sql}) AS dbt_internal_test").fetchall()
+        return
+    if "identity_work.cc_labels" in sql:
+        relations = {nodes[dep]["name"]: nodes[dep]["relation_name"]
+                     for dep in node["depends_on"]["nodes"] if dep in nodes}
+        connected_components_rounds(
+            con, f"select node_id from {relations['int_identity_nodes']}",
+            f"select src, dst from {relations['int_identity_edges']}")
+    kind = "VIEW" if node["config"]["materialized"] == "view" else "TABLE"
+    con.execute(f"CREATE OR REPLACE {kind} {node['relation_name']} AS {sql}").fetchall()
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from orchestration.benchmark import (
     build_order,
     connected_components_rounds,
     dbt_stage_of,
+    floor_plan,
     format_table,
     run_floor,
     stage_table,
@@ -51,10 +52,18 @@ def test_floor_runs_models_after_what_they_read_and_counts_tests_with_their_mode
         "test.ulm.b_positive": {"resource_type": "test", "depends_on": {"nodes": ["model.ulm.b"]},
                                 "attached_node": "model.ulm.b", "config": {},
                                 "compiled_code": "select * from main.b where x <= 0"},
+        "test.ulm.a_positive": {"resource_type": "test", "depends_on": {"nodes": ["model.ulm.a"]},
+                                "attached_node": "model.ulm.a", "config": {},
+                                "compiled_code": "select * from main.a where x <= 0"},
     }
-    assert build_order(nodes) == ["model.ulm.a", "model.ulm.b", "test.ulm.b_positive"]
+    assert build_order(nodes) == ["model.ulm.a", "model.ulm.b", "test.ulm.a_positive",
+                                  "test.ulm.b_positive"]
     assert dbt_stage_of(nodes["model.ulm.a"]) == "ulm_dbt_staging"
     assert dbt_stage_of(nodes["model.ulm.b"]) == "ulm_dbt_models"
+    # stage by stage, as the pipeline builds them: a's test before b
+    assert floor_plan(nodes) == {"ulm_dbt_staging": ["model.ulm.a", "test.ulm.a_positive"],
+                                 "ulm_dbt_models": ["model.ulm.b", "test.ulm.b_positive"],
+                                 "ulm_dbt_after_ml": []}
     seconds = run_floor({"nodes": nodes}, tmp_path / "work.duckdb", "500MB")
     assert set(seconds) == {"ulm_dbt_staging", "ulm_dbt_models", "ulm_dbt_after_ml"}
     with duckdb.connect(str(tmp_path / "work.duckdb")) as con:

@@ -64,8 +64,10 @@ def test_floor_runs_models_after_what_they_read_and_counts_tests_with_their_mode
     assert floor_plan(nodes) == {"ulm_dbt_staging": ["model.ulm.a", "test.ulm.a_positive"],
                                  "ulm_dbt_models": ["model.ulm.b", "test.ulm.b_positive"],
                                  "ulm_dbt_after_ml": []}
-    seconds = run_floor({"nodes": nodes}, tmp_path / "work.duckdb", "500MB")
-    assert set(seconds) == {"ulm_dbt_staging", "ulm_dbt_models", "ulm_dbt_after_ml"}
+    times = run_floor({"nodes": nodes}, tmp_path / "work.duckdb", "500MB")
+    assert set(times.seconds) == {"ulm_dbt_staging", "ulm_dbt_models", "ulm_dbt_after_ml"}
+    # each stage's time holds the checkpoint that ends it
+    assert all(0 < times.checkpoint_seconds[s] <= times.seconds[s] for s in times.seconds)
     with duckdb.connect(str(tmp_path / "work.duckdb")) as con:
         assert con.execute("select x from main.b").fetchall() == [(2,)]
 
@@ -103,9 +105,11 @@ def test_table_prints_every_stage_and_the_overhead():
                         stages=stage_table([StepTiming("ulm_dbt_staging", 0, 10)], [],
                                            lambda a, b: 10**9),
                         dbt_step_seconds={"ulm_dbt_staging": 10.0},
-                        floor_seconds={"ulm_dbt_staging": 8.0}, memory_limit="1GB")
+                        floor_seconds={"ulm_dbt_staging": 8.0},
+                        floor_checkpoint_seconds={"ulm_dbt_staging": 0.5}, memory_limit="1GB")
     text = format_table(r)
     assert all(stage in text for stage in STAGES)
+    assert "0.5 s of it the checkpoints" in text
     assert "+25%" in text and r.dbt_overhead == 0.25
     assert r.as_json()["dbt_overhead"] == 0.25
 

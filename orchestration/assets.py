@@ -86,8 +86,8 @@ def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "Run
             args, context=context, project_dir=Path(ulm_dbt_project.project_dir),
             profiles_dir=Path(ulm_dbt_project.profiles_dir), target_path=ulm.dbt_target,
             # the checks after this build need GX: import it while dbt's queries run (not
-            # during dbt's parse, which would hold the interpreter as long as the import)
-            on_parsed=lambda: runner.prepare_in_background(ulm.data_docs_dir(cfg)))
+            # during dbt's parse and start-up, which hold the interpreter as the import does)
+            on_executing=lambda: runner.prepare_in_background(ulm.data_docs_dir(cfg)))
     except dbt_in_process.DbtInProcessError as error:
         raise dg.Failure(description=str(error)) from None
     yield from invocation.stream(context)

@@ -188,11 +188,11 @@ class InProcessInvocation:
 
 def build(args: Sequence[str], *, context: dg.AssetExecutionContext, project_dir: Path,
           profiles_dir: Path, target_path: Path,
-          on_parsed: Callable[[], Any] | None = None) -> InProcessInvocation:
+          on_executing: Callable[[], Any] | None = None) -> InProcessInvocation:
     """Run `dbt <args>` for the assets this step materialises (dagster-dbt's selection:
-    the whole stage, or the subset picked in the UI). `on_parsed` is called between the
-    parse and the build: work for another thread starts best there, as parsing holds the
-    interpreter and the build's queries leave it free."""
+    the whole stage, or the subset picked in the UI). `on_executing` is called once, when
+    dbt begins executing its first node: work for another thread starts best there, as
+    dbt's parse and start-up hold the interpreter and its queries leave it free."""
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import msg_to_dict
 
@@ -209,8 +209,6 @@ def build(args: Sequence[str], *, context: dg.AssetExecutionContext, project_dir
     (target_path / "run_results.json").unlink(missing_ok=True)
     manifest = parsed_manifest(context.run_id, run_project, profiles_dir, target_path,
                                vars_argument(cleaned))
-    if on_parsed is not None:
-        on_parsed()
     full_args = [
         *cleaned, *params.selection_args,
         "--project-dir", str(run_project), "--profiles-dir", str(profiles_dir),
@@ -219,13 +217,17 @@ def build(args: Sequence[str], *, context: dg.AssetExecutionContext, project_dir
           if params.indirect_selection else []),
     ]
     raw_events: list[dict[str, Any]] = []
+    executing: list[bool] = []
 
-    def keep_results(msg) -> None:
+    def on_event(msg) -> None:
         if msg.info.name in RESULT_EVENTS:
             raw_events.append(msg_to_dict(msg))
+        elif msg.info.name == "NodeExecuting" and on_executing is not None and not executing:
+            executing.append(True)
+            on_executing()
 
     try:
-        result = dbtRunner(manifest=manifest, callbacks=[keep_results]).invoke(full_args)
+        result = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(full_args)
     finally:
         release_duckdb()
     return InProcessInvocation(

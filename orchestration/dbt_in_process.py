@@ -217,14 +217,15 @@ def build(args: Sequence[str], *, context: dg.AssetExecutionContext, project_dir
           if params.indirect_selection else []),
     ]
     raw_events: list[dict[str, Any]] = []
-    executing: list[bool] = []
+    first_execution = on_executing
 
     def on_event(msg) -> None:
+        nonlocal first_execution
         if msg.info.name in RESULT_EVENTS:
             raw_events.append(msg_to_dict(msg))
-        elif msg.info.name == "NodeExecuting" and on_executing is not None and not executing:
-            executing.append(True)
-            on_executing()
+        elif msg.info.name == "NodeExecuting" and first_execution is not None:
+            first_execution, call = None, first_execution
+            call()
 
     try:
         result = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(full_args)

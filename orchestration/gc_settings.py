@@ -27,6 +27,7 @@ from typing import NoReturn
 # collections of a generation between two of the next one (10 and 10)
 THRESHOLDS = (50_000, 20, 20)
 
+
 def settle_long_lived_objects() -> None:
     """Freeze what the process holds now (imports, definitions) and raise the collection
     thresholds until the process exits. Idempotent."""

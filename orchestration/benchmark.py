@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -273,6 +274,45 @@ def connected_components_rounds(con, nodes_sql: str, edges_sql: str, max_rounds:
     raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
 
 
+# dbt's after-commit hook that ranks redelivered rows (macros/incremental.sql)
+RANKING_HOOK = re.compile(r"rank_redeliveries\(\s*'(\w+)'\s*,\s*'(\w+)'\s*,\s*'([^']*)'\s*\)")
+
+
+def ranking_hooks(node: dict) -> list[tuple[str, str, str]]:
+    """(key, rank column, order) of each `rank_redeliveries` post-hook of a model."""
+    hooks = node["config"].get("post-hook") or []
+    return [m.groups() for hook in hooks
+            for m in RANKING_HOOK.finditer(hook.get("sql", "") if isinstance(hook, dict)
+                                           else str(hook))]
+
+
+def rank_redeliveries(con, relation: str, key: str, rank_column: str, order_by: str) -> None:
+    """The statement dbt's `rank_redeliveries` hook runs after a full build, where every row
+    is unranked and rows may have left (dbt compile does not render hooks): the model's
+    select writes rank 1, this ranks the keys delivered more than once. It is SQL the
+    pipeline needs (without it a redelivered event counts twice downstream), so the floor
+    runs it as dbt does, after the model's statement."""
+    runs = [r for (r,) in con.execute(
+        f"select distinct _staging_run from {relation} order by 1").fetchall()]
+    run_list = ", ".join("'" + r.replace("'", "''") + "'" for r in runs) or "null"
+    unranked = f"reject_reason is null and _staging_run in ({run_list})"
+    stamp = runs[-1].replace("'", "''") if runs else ""
+    con.execute(f"""
+        update {relation} as target
+        set {rank_column} = ranked.rank, _staging_run = '{stamp}'
+        from (
+            select rowid as row_id,
+                row_number() over (partition by {key} order by {order_by}, rowid) as rank
+            from {relation}
+            where reject_reason is null and {key} in (
+                select {key} from {relation} where {unranked}
+                group by {key} having count(*) > 1
+                union
+                select {key} from {relation} where {rank_column} > 1)
+        ) as ranked
+        where target.rowid = ranked.row_id and target.{rank_column} <> ranked.rank""")
+
+
 def floor_plan(nodes: dict[str, dict]) -> dict[str, list[str]]:
     """The floor's nodes per dbt stage, in the order the stages run, each stage's in build
     order (a data test belongs to the stage of the model it tests)."""
@@ -303,9 +343,11 @@ def run_floor(manifest: dict, work_copy: Path, memory_limit: str, threads: int =
     CHECKPOINT; seconds per dbt stage, and of them the checkpoint's. The checkpoint is there
     because each dbt stage ends with one: dbt closes its connection after the build, and
     closing writes what the build left in DuckDB's log into the file (up to
-    engine.checkpoint_threshold of it), which the stage's time includes. Hooks are left out
-    (they are rendered only while dbt builds): the redelivery ranking and the changed-people
-    snapshots, a few seconds at medium, count as dbt's overhead. The copy keeps the name
+    engine.checkpoint_threshold of it), which the stage's time includes. Of the hooks (dbt
+    renders them only while it builds) the floor runs the redelivery ranking, as the data
+    needs it (`rank_redeliveries`); the others keep dbt's own records (the staging build
+    log, the changed-people snapshots for the next day) and count as dbt's overhead. The
+    copy keeps the name
     work.duckdb so the compiled names ("work"."staging"...) resolve. DuckDB gets the engine
     settings dbt's profile gives it (memory limit, checkpoint threshold, time zone)."""
     nodes = {uid: node for uid, node in manifest["nodes"].items()
@@ -332,8 +374,8 @@ def run_floor(manifest: dict, work_copy: Path, memory_limit: str, threads: int =
 
 
 def run_floor_node(con, nodes: dict[str, dict], node: dict) -> None:
-    """One model (CREATE OR REPLACE ... AS its compiled select) or data test (its failing
-    rows counted)."""
+    """One model (CREATE OR REPLACE ... AS its compiled select, then its redelivery
+    ranking if it has one) or data test (its failing rows counted)."""
     sql = node["compiled_code"]
     if node["resource_type"] != "model":
         con.execute(f"SELECT count(*) FROM ({sql}) AS dbt_internal_test").fetchall()
@@ -346,6 +388,8 @@ def run_floor_node(con, nodes: dict[str, dict], node: dict) -> None:
             f"select src, dst from {relations['int_identity_edges']}")
     kind = "VIEW" if node["config"]["materialized"] == "view" else "TABLE"
     con.execute(f"CREATE OR REPLACE {kind} {node['relation_name']} AS {sql}").fetchall()
+    for key, rank_column, order_by in ranking_hooks(node):
+        rank_redeliveries(con, node["relation_name"], key, rank_column, order_by)
 
 
 # ---------------------------------------------------------------------------------------

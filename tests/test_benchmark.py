@@ -72,6 +72,32 @@ def test_floor_runs_models_after_what_they_read_and_counts_tests_with_their_mode
         assert con.execute("select x from main.b").fetchall() == [(2,)]
 
 
+def test_floor_ranks_redeliveries_as_the_models_hook_does(tmp_path):
+    """The floor runs the redelivery ranking that stg_events__all's after-commit hook runs
+    (its select writes rank 1 for every valid row): copies of an id ranked by file, then
+    row; a rejected row keeps no rank."""
+    hook = "{{ rank_redeliveries('event_id', 'delivery_rank', '_file, _row') }}"
+    select = ("select * from (values ('e1', 'b.csv', 1, null), ('e1', 'a.csv', 7, null), "
+              "('e2', 'a.csv', 2, null), ('e1', 'a.csv', 3, null), "
+              "('e3', 'a.csv', 4, 'missing_event_type'), ('e3', 'a.csv', 5, null)) "
+              "as t(event_id, _file, _row, reject_reason)")
+    nodes = {"model.ulm.stg_events__all": {
+        "resource_type": "model", "depends_on": {"nodes": []}, "tags": [],
+        "relation_name": "main.stg_events__all", "original_file_path": "models/staging/x.sql",
+        "config": {"materialized": "incremental",
+                   "post-hook": [{"sql": "{{ log_staging_build('events') }}"},
+                                 {"sql": hook, "transaction": False}]},
+        "compiled_code": "select *, case when reject_reason is null then 1 end "
+                         f"as delivery_rank, 'run-1' as _staging_run from ({select}) s"}}
+    run_floor({"nodes": nodes}, tmp_path / "work.duckdb", "500MB")
+    with duckdb.connect(str(tmp_path / "work.duckdb")) as con:
+        ranks = con.execute("select event_id, _file, _row, delivery_rank, _staging_run "
+                            "from main.stg_events__all order by all").fetchall()
+    assert ranks == [("e1", "a.csv", 3, 1, "run-1"), ("e1", "a.csv", 7, 2, "run-1"),
+                     ("e1", "b.csv", 1, 3, "run-1"), ("e2", "a.csv", 2, 1, "run-1"),
+                     ("e3", "a.csv", 4, None, "run-1"), ("e3", "a.csv", 5, 1, "run-1")]
+
+
 def test_floor_label_propagation_finds_the_components(tmp_path):
     with duckdb.connect(str(tmp_path / "g.duckdb")) as con:
         con.execute("create table nodes as select unnest(range(1, 7)) as node_id")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import run_dbt
 
-from orchestration.benchmark import connected_components_rounds
+from orchestration.benchmark import connected_components_rounds, rank_redeliveries
 from orchestration.cli import main
 from orchestration.config import dbt_vars, load_config
 from orchestration.dbt_args import dbt_unit_test_args
@@ -112,6 +112,24 @@ def test_benchmark_floor_finds_the_identity_components_dbt_found(small_world, tm
                                     "select src, dst from intermediate.int_identity_edges")
         assert con.execute(labels).fetchall() == built
     assert len({label for _, label in built}) < len(built)  # some identifiers were linked
+
+
+def test_benchmark_floor_ranks_redeliveries_as_dbt_did(small_world, tmp_path):
+    """The SQL floor repeats stg_events__all's ranking hook (dbt compile does not render
+    hooks): from rank 1 everywhere, as the model's select writes it, it must give dbt's
+    ranks."""
+    work = tmp_path / "work.duckdb"
+    shutil.copyfile(small_world.warehouse / "work.duckdb", work)
+    with duckdb.connect(str(work)) as con:
+        ranks = ("select event_id, _file, _row, delivery_rank from staging.stg_events__all "
+                 "order by all")
+        built = con.execute(ranks).fetchall()
+        con.execute("update staging.stg_events__all set delivery_rank = 1 "
+                    "where reject_reason is null")
+        rank_redeliveries(con, "staging.stg_events__all", "event_id", "delivery_rank",
+                          "_file, _row, occurred_at")
+        assert con.execute(ranks).fetchall() == built
+    assert sum(1 for *_, rank in built if rank and rank > 1) > 10  # some were redelivered
 
 
 def test_no_personal_data_reaches_the_serving_database(small_world):

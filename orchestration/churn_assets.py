@@ -175,8 +175,8 @@ def churn_model(context: dg.AssetExecutionContext, ulm: UlmSettings, config: Run
     table += "\n".join(
         f"| {n} | {t['roc_auc']:.3f} | {t['pr_auc']:.3f} | {t['lift_top_decile']:.2f} | "
         f"{t['brier']:.3f} | {t['calibration_error']:.3f} |" for n, t in test.items())
-    context.log.info(f"churn model {version} trained in {seconds:.1f}s on {len(splits.train):,} "
-                     f"rows (test ROC-AUC {new_auc:.3f}): {reason}")
+    context.log.info(f"churn model {version} trained ({why}) in {seconds:.1f}s on "
+                     f"{len(splits.train):,} rows (test ROC-AUC {new_auc:.3f}): {reason}")
     return dg.MaterializeResult(metadata={
         "model_version": version, "retrained": True, "why_retrained": why,
         "promoted": promote, "promotion_reason": reason, "train_seconds": round(seconds, 1),

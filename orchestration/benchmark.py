@@ -347,9 +347,9 @@ def run_floor(manifest: dict, work_copy: Path, memory_limit: str, threads: int =
     renders them only while it builds) the floor runs the redelivery ranking, as the data
     needs it (`rank_redeliveries`); the others keep dbt's own records (the staging build
     log, the changed-people snapshots for the next day) and count as dbt's overhead. The
-    copy keeps the name
-    work.duckdb so the compiled names ("work"."staging"...) resolve. DuckDB gets the engine
-    settings dbt's profile gives it (memory limit, checkpoint threshold, time zone)."""
+    copy keeps the name work.duckdb so the compiled names ("work"."staging"...) resolve.
+    DuckDB gets the engine settings dbt's profile gives it (memory limit, checkpoint
+    threshold, time zone)."""
     nodes = {uid: node for uid, node in manifest["nodes"].items()
              if node["resource_type"] in ("model", "test")
              and node["config"].get("enabled", True)}

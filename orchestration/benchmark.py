@@ -280,10 +280,8 @@ RANKING_HOOK = re.compile(r"rank_redeliveries\(\s*'(\w+)'\s*,\s*'(\w+)'\s*,\s*'(
 
 def ranking_hooks(node: dict) -> list[tuple[str, str, str]]:
     """(key, rank column, order) of each `rank_redeliveries` post-hook of a model."""
-    hooks = node["config"].get("post-hook") or []
-    return [m.groups() for hook in hooks
-            for m in RANKING_HOOK.finditer(hook.get("sql", "") if isinstance(hook, dict)
-                                           else str(hook))]
+    return [m.groups() for hook in node["config"].get("post-hook") or []
+            for m in RANKING_HOOK.finditer(hook["sql"])]
 
 
 def rank_redeliveries(con, relation: str, key: str, rank_column: str, order_by: str) -> None:

@@ -119,9 +119,52 @@ def test_counts_are_reused_for_unchanged_files(raw, tmp_path, monkeypatch):
     calls = []
     import orchestration.landing as landing
 
-    real = landing.count_rows
-    monkeypatch.setattr(landing, "count_rows", lambda con, f: calls.append(f.path) or real(con, f))
+    real = landing.inspect_file
+    monkeypatch.setattr(landing, "inspect_file",
+                        lambda con, f: calls.append(f.path) or real(con, f))
     (raw / "events" / "b.csv").write_text("event_id,event_type\ne2,login\ne3,login\n")
     summary = land(work, raw, "k")
     assert summary["events"]["rows"] == 3
     assert [p.endswith("b.csv") for p in calls] == [True]
+
+
+def test_inventory_reads_files_in_parallel_with_the_same_answers(raw, tmp_path, monkeypatch):
+    """Each file is read once for its rows and its columns, several files at a time; the
+    answers are those of one file at a time, in file order, and the first unreadable file in
+    that order is the one named."""
+    import orchestration.landing as landing
+
+    ev, cu = raw / "events", raw / "customers"
+    cu.mkdir()
+    (cu / "a_two.csv").write_text("A,b\n1,2\n3,4\n")
+    (cu / "b_header_only.csv").write_text("a,b\n")
+    (cu / "c_quoted.csv").write_text('x,y\n"multi\nline",2\n')
+    (ev / "a_mixed.jsonl").write_text(
+        '{"b": 1, "É": 2}\n[1, 2]\n{bad\n\n   \n{"c": {"d": 1}}\n', encoding="utf-8")
+    (ev / "b_blank.jsonl").write_text("\n\n")
+    pq.write_table(pa.table({"n": [1, 2, 3], "s": ["x", "y", "z"]}), ev / "c.parquet")
+    for i in range(8):  # enough files for every thread to read several
+        (ev / f"d{i}.csv").write_text("event_id\n" + "".join(f"e{j}\n" for j in range(i)))
+    files, _ = scan_raw_dir(raw)
+    con = duckdb.connect()
+    monkeypatch.setattr(landing, "INVENTORY_THREADS", 3)
+    answers = dict(zip([f.path.rsplit("/", 1)[-1] for f in files],
+                       landing.inspect_files(con, files), strict=True))
+    assert answers["a_two.csv"] == (2, [["A", "VARCHAR"], ["b", "VARCHAR"]])
+    assert answers["b_header_only.csv"] == (0, [["a", "VARCHAR"], ["b", "VARCHAR"]])
+    assert answers["c_quoted.csv"] == (1, [["x", "VARCHAR"], ["y", "VARCHAR"]])
+    # non-blank lines, malformed and non-object ones included; keys of the objects' top level
+    assert answers["a_mixed.jsonl"] == (4, [["b", "VARCHAR"], ["c", "VARCHAR"],
+                                            ["É", "VARCHAR"]])
+    assert answers["b_blank.jsonl"] == (0, [])
+    assert answers["c.parquet"] == (3, [["n", "BIGINT"], ["s", "VARCHAR"]])
+    assert [answers[f"d{i}.csv"][0] for i in range(8)] == list(range(8))
+    monkeypatch.setattr(landing, "INVENTORY_THREADS", 1)
+    assert landing.inspect_files(con, files) == list(answers.values())
+
+    monkeypatch.setattr(landing, "INVENTORY_THREADS", 3)
+    (ev / "d3.parquet").write_bytes(b"PAR1 not parquet")
+    (ev / "d6.parquet").write_bytes(b"PAR1 not parquet either")
+    files, _ = scan_raw_dir(raw)
+    with pytest.raises(LandingError, match="d3.parquet"):
+        landing.inspect_files(con, files)

@@ -168,3 +168,20 @@ def test_inventory_reads_files_in_parallel_with_the_same_answers(raw, tmp_path, 
     files, _ = scan_raw_dir(raw)
     with pytest.raises(LandingError, match="d3.parquet"):
         landing.inspect_files(con, files)
+
+
+def test_long_reads_are_announced_first(raw, tmp_path, monkeypatch):
+    """The landing says before it reads many new files (the run imports GX beside them), and
+    not on a day of few: files read before do not count."""
+    import orchestration.landing as landing
+
+    monkeypatch.setattr(landing, "LONG_READ_FILES", 3)
+    ev, work, calls = raw / "events", tmp_path / "work.duckdb", []
+    for i in range(3):
+        (ev / f"a{i}.csv").write_text("event_id\ne1\n")
+    land(work, raw, "k", before_long_read=lambda: calls.append("long"))
+    assert calls == ["long"]
+    for i in range(2):
+        (ev / f"b{i}.csv").write_text("event_id\ne1\n")
+    summary = land(work, raw, "k", before_long_read=lambda: calls.append("long"))
+    assert calls == ["long"] and summary["events"]["rows"] == 5

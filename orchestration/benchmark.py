@@ -412,6 +412,7 @@ class BenchmarkResult:
     floor_seconds: dict[str, float] = field(default_factory=dict)
     floor_checkpoint_seconds: dict[str, float] = field(default_factory=dict)  # in floor_seconds
     floor_peak_bytes: int = 0
+    floor_error: str = ""  # why the SQL floor was not measured, when it failed
     memory_limit: str = ""  # engine.memory_limit of the run
     # the next day's run on top of the full one: one new day of events and orders landed
     daily_seconds: float = 0.0
@@ -480,6 +481,8 @@ def format_table(r: BenchmarkResult) -> str:
                          "the database")
         lines.append(f"SQL floor peak memory {_gb(r.floor_peak_bytes)} (models' and data "
                      "tests' compiled SQL, run directly in DuckDB)")
+    if r.floor_error:
+        lines += ["", f"SQL floor not measured: {r.floor_error}"]
     return "\n".join(lines)
 
 
@@ -552,12 +555,56 @@ def remove_next_day(raw: Path) -> None:
         shutil.rmtree(raw / source / NEXT_DAY_DIR, ignore_errors=True)
 
 
+class FloorError(RuntimeError):
+    """The SQL floor could not run (too little disk for the copy, DuckDB failed); the
+    pipeline's own figures stand without it."""
+
+
+# the floor's copy of work.duckdb and what DuckDB spills beside it while it builds the
+# largest models: free disk below this many times work.duckdb's size is not enough
+FLOOR_DISK_FACTOR = 2.0
+
+
+def floor_result(result: BenchmarkResult, warehouse: Path, floor_dir: Path, cfg,
+                 as_of: str) -> None:
+    """Run the SQL floor on a copy of the run's working database into `result`; the copy
+    is removed afterwards, whatever happens."""
+    from orchestration.config import dbt_vars
+
+    needed = FLOOR_DISK_FACTOR * (warehouse / "work.duckdb").stat().st_size
+    shutil.rmtree(floor_dir, ignore_errors=True)
+    floor_dir.mkdir(parents=True)
+    try:
+        free = shutil.disk_usage(floor_dir).free
+        if free < needed:
+            raise FloorError(f"{_gb(free)} free in {floor_dir}, it needs about {_gb(needed)} "
+                             f"({FLOOR_DISK_FACTOR:g} times work.duckdb: its copy and what "
+                             "DuckDB spills beside it); free some disk or run with --no-floor")
+        compiled = compile_project(dbt_vars(cfg, as_of, warehouse), floor_dir / "target")
+        work_copy = floor_dir / "work.duckdb"
+        shutil.copyfile(warehouse / "work.duckdb", work_copy)
+        floor_sampler = MemorySampler()
+        floor_sampler.start()
+        try:
+            floor_times = run_floor(compiled, work_copy, cfg.engine.memory_limit,
+                                    checkpoint_threshold=cfg.engine.checkpoint_threshold)
+        finally:
+            floor_sampler.stop()
+        result.floor_seconds = floor_times.seconds
+        result.floor_checkpoint_seconds = floor_times.checkpoint_seconds
+        result.floor_peak_bytes = floor_sampler.peak()
+    except (duckdb.Error, OSError, RuntimeError) as error:  # RuntimeError: dbt compile
+        raise FloorError(f"{type(error).__name__}: {str(error).splitlines()[0]}") from error
+    finally:
+        shutil.rmtree(floor_dir, ignore_errors=True)
+
+
 def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor: bool = True,
                   reuse_data: bool = False, say=print, daily: bool = True) -> BenchmarkResult:
     """Without a config file, the size's DuckDB memory limit and dbt threads are the only
     settings changed."""
     from orchestration.cli import _dagster_home
-    from orchestration.config import dbt_vars, load_config
+    from orchestration.config import load_config
     from orchestration.generator import GeneratorSettings, generate
 
     size = SIZES[size_name]
@@ -611,23 +658,12 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
     )
     if floor and code == 0:
         say("running the SQL floor (compiled dbt SQL directly in DuckDB) ...")
-        cfg = load_config(config_path)
-        floor_dir = out_dir / "floor"
-        shutil.rmtree(floor_dir, ignore_errors=True)
-        floor_dir.mkdir(parents=True)
-        compiled = compile_project(dbt_vars(cfg, settings.end_date, warehouse),
-                                   floor_dir / "target")
-        work_copy = floor_dir / "work.duckdb"
-        shutil.copyfile(warehouse / "work.duckdb", work_copy)
-        floor_sampler = MemorySampler()
-        floor_sampler.start()
-        floor_times = run_floor(compiled, work_copy, cfg.engine.memory_limit,
-                                checkpoint_threshold=cfg.engine.checkpoint_threshold)
-        floor_sampler.stop()
-        result.floor_seconds = floor_times.seconds
-        result.floor_checkpoint_seconds = floor_times.checkpoint_seconds
-        result.floor_peak_bytes = floor_sampler.peak()
-        shutil.rmtree(floor_dir, ignore_errors=True)
+        try:
+            floor_result(result, warehouse, out_dir / "floor", load_config(config_path),
+                         settings.end_date)
+        except FloorError as error:
+            result.floor_error = str(error)
+            say(f"SQL floor not measured: {error}")
     if daily and code == 0:
         next_day = (date.fromisoformat(settings.end_date) + timedelta(days=1)).isoformat()
         result.daily_new_rows = add_next_day(data / "raw", settings.end_date, next_day)

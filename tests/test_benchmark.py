@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 
 from orchestration.benchmark import (
     STAGES,
@@ -138,6 +139,29 @@ def test_table_prints_every_stage_and_the_overhead():
     assert "0.5 s of it the checkpoints" in text
     assert "+25%" in text and r.dbt_overhead == 0.25
     assert r.as_json()["dbt_overhead"] == 0.25
+
+
+def test_a_floor_without_room_is_reported_not_raised(tmp_path, monkeypatch):
+    """Too little disk for the floor's copy (a large benchmark filled the disk once, and the
+    benchmark stopped with a traceback, its pipeline figures lost): the floor is skipped
+    with the reason, its folder removed, and the table says why."""
+    import shutil
+
+    from orchestration import benchmark
+    from orchestration.config import UlmConfig
+
+    warehouse = tmp_path / "warehouse"
+    warehouse.mkdir()
+    duckdb.connect(str(warehouse / "work.duckdb")).close()
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(benchmark.shutil, "disk_usage",
+                        lambda path: usage._replace(free=1_000))
+    r = BenchmarkResult("demo", 10, 30, 1000, 1.0, 1000.0, 60.0, 50.0, 1.0, 2_000_000_000, True)
+    with pytest.raises(benchmark.FloorError, match="--no-floor"):
+        benchmark.floor_result(r, warehouse, tmp_path / "floor", UlmConfig(), "2026-03-01")
+    assert not (tmp_path / "floor").exists() and not r.floor_seconds
+    r.floor_error = "0.00 GB free"
+    assert "SQL floor not measured: 0.00 GB free" in format_table(r)
 
 
 def test_next_day_is_the_last_day_moved_one_day_later_under_new_ids(tmp_path):

@@ -98,6 +98,8 @@ def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "Run
             on_executing=lambda: runner.prepare_in_background(ulm.data_docs_dir(cfg)))
     except dbt_in_process.DbtInProcessError as error:
         raise dg.Failure(description=str(error)) from None
+    if invocation.timing is not None:
+        context.log.info(invocation.timing.summary())
     yield from invocation.stream(context)
     _record_dbt_tests(context, ulm, as_of, invocation)
     if not invocation.is_successful():

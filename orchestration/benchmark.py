@@ -179,6 +179,19 @@ def _run_steps(instance, run_id: str) -> list[StepTiming]:
             if s.start_time is not None and s.end_time is not None]
 
 
+def _build_timings(instance, run_id: str) -> dict:
+    """Each dbt stage's BuildTiming, from the summary its step logs after the build."""
+    from orchestration.dbt_in_process import parse_build_summary
+
+    timings = {}
+    for entry in instance.all_logs(run_id):
+        if entry.step_key in DBT_STAGE_OPS and entry.user_message:
+            timing = parse_build_summary(entry.user_message)
+            if timing is not None:
+                timings[entry.step_key] = timing
+    return timings
+
+
 def _identity_windows(instance, run_id: str, identity_models: set[str]) -> list[
         tuple[float, float]]:
     """(start, end) of each identity model's execution, from dagster-dbt's materializations."""
@@ -413,6 +426,11 @@ class BenchmarkResult:
     floor_checkpoint_seconds: dict[str, float] = field(default_factory=dict)  # in floor_seconds
     floor_peak_bytes: int = 0
     floor_error: str = ""  # why the SQL floor was not measured, when it failed
+    # in the run itself, per dbt stage: DuckDB statements as dbt timed them, and closing the
+    # database after the build (its checkpoint): the floor's work, measured in the same
+    # minutes as dbt's, which the machine's drift from one run to the next does not move
+    dbt_sql_seconds: dict[str, float] = field(default_factory=dict)
+    dbt_close_seconds: dict[str, float] = field(default_factory=dict)
     memory_limit: str = ""  # engine.memory_limit of the run
     # the next day's run on top of the full one: one new day of events and orders landed
     daily_seconds: float = 0.0
@@ -435,9 +453,20 @@ class BenchmarkResult:
             return None
         return sum(self.dbt_step_seconds.values()) / floor - 1.0
 
+    @property
+    def dbt_overhead_in_run(self) -> float | None:
+        """(dbt steps + Dagster's share) over their own DuckDB statements and closing
+        checkpoint, minus one: what dbt and Dagster add, within the run."""
+        work = sum(self.dbt_sql_seconds.values()) + sum(self.dbt_close_seconds.values())
+        if not work:
+            return None
+        steps = sum(self.dbt_step_seconds.get(step, 0.0) for step in self.dbt_sql_seconds)
+        return steps / work - 1.0
+
     def as_json(self) -> dict:
         out = asdict(self)
         out["dbt_overhead"] = self.dbt_overhead
+        out["dbt_overhead_in_run"] = self.dbt_overhead_in_run
         out["daily_ratio"] = self.daily_ratio
         return out
 
@@ -483,6 +512,23 @@ def format_table(r: BenchmarkResult) -> str:
                      "tests' compiled SQL, run directly in DuckDB)")
     if r.floor_error:
         lines += ["", f"SQL floor not measured: {r.floor_error}"]
+    if r.dbt_sql_seconds:
+        lines += ["", "dbt and Dagster over the same statements within the run (each "
+                  "statement as dbt timed it, and closing the database):",
+                  f"{'dbt stage':<24}{'dbt+Dagster s':>14}{'statements s':>14}"
+                  f"{'closing s':>11}{'overhead':>10}", "-" * 73]
+        for step in DBT_STAGE_OPS:
+            if step not in r.dbt_sql_seconds:
+                continue
+            wall, sql = r.dbt_step_seconds.get(step, 0.0), r.dbt_sql_seconds[step]
+            close = r.dbt_close_seconds.get(step, 0.0)
+            over = f"{wall / (sql + close) - 1:+.0%}" if sql + close else "n/a"
+            lines.append(f"{step:<24}{wall:>14.1f}{sql:>14.1f}{close:>11.1f}{over:>10}")
+        lines.append(f"{'all dbt stages':<24}"
+                     f"{sum(r.dbt_step_seconds.get(s, 0.0) for s in r.dbt_sql_seconds):>14.1f}"
+                     f"{sum(r.dbt_sql_seconds.values()):>14.1f}"
+                     f"{sum(r.dbt_close_seconds.values()):>11.1f}"
+                     f"{r.dbt_overhead_in_run:>+10.0%}")
     return "\n".join(lines)
 
 
@@ -656,6 +702,9 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
         dbt_step_seconds={s.key: s.seconds for s in steps if s.key in DBT_STAGE_OPS},
         memory_limit=load_config(config_path).engine.memory_limit,
     )
+    for step, timing in _build_timings(instance, run.run_id).items():
+        result.dbt_sql_seconds[step] = timing.sql_seconds
+        result.dbt_close_seconds[step] = timing.close_seconds
     if floor and code == 0:
         say("running the SQL floor (compiled dbt SQL directly in DuckDB) ...")
         try:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -155,6 +157,45 @@ def parsed_manifest(run_id: str, project_dir: Path, profiles_dir: Path, target_p
 
 
 @dataclass
+class BuildTiming:
+    """Where a build's time went, from dbt's own events: the whole build (dbt's command:
+    its start, every node, its end), the DuckDB statements it ran (each statement's time as
+    dbt's adapter measured it, hooks and transactions included) and closing the database
+    afterwards (which checkpoints the build's write-ahead log into the file). What is left,
+    `build_seconds - sql_seconds`, is dbt's own work: compiling and rendering each node,
+    its events and logs."""
+
+    nodes: int
+    statements: int
+    build_seconds: float
+    sql_seconds: float
+    close_seconds: float
+
+    def summary(self) -> str:
+        return (f"dbt build: {self.nodes} nodes in {self.build_seconds:.2f} s, of it "
+                f"{self.sql_seconds:.2f} s in {self.statements} DuckDB statements; closing the "
+                f"database {self.close_seconds:.2f} s")
+
+
+# what BuildTiming.summary writes, for readers of the run's log (the benchmark)
+BUILD_SUMMARY = re.compile(
+    r"dbt build: (?P<nodes>\d+) nodes in (?P<build_seconds>[\d.]+) s, of it "
+    r"(?P<sql_seconds>[\d.]+) s in (?P<statements>\d+) DuckDB statements; closing the "
+    r"database (?P<close_seconds>[\d.]+) s")
+
+
+def parse_build_summary(message: str) -> BuildTiming | None:
+    """The BuildTiming a log message holds, if it is a build's summary."""
+    found = BUILD_SUMMARY.search(message)
+    if found is None:
+        return None
+    return BuildTiming(nodes=int(found["nodes"]), statements=int(found["statements"]),
+                       build_seconds=float(found["build_seconds"]),
+                       sql_seconds=float(found["sql_seconds"]),
+                       close_seconds=float(found["close_seconds"]))
+
+
+@dataclass
 class InProcessInvocation:
     """What a finished in-process build left: its dbt events and artifacts."""
 
@@ -165,6 +206,8 @@ class InProcessInvocation:
     project: Any
     raw_events: list[dict[str, Any]] = field(default_factory=list)
     exception: BaseException | None = None
+    timing: BuildTiming | None = None
+
 
     def is_successful(self) -> bool:
         return self.success
@@ -218,20 +261,30 @@ def build(args: Sequence[str], *, context: dg.AssetExecutionContext, project_dir
     ]
     raw_events: list[dict[str, Any]] = []
     first_execution = on_executing
+    sql = {"seconds": 0.0, "statements": 0}
 
     def on_event(msg) -> None:
         nonlocal first_execution
-        if msg.info.name in RESULT_EVENTS:
+        name = msg.info.name
+        if name == "SQLQueryStatus":  # one a statement, with its time
+            sql["seconds"] += msg.data.elapsed
+            sql["statements"] += 1
+        elif name in RESULT_EVENTS:
             raw_events.append(msg_to_dict(msg))
-        elif msg.info.name == "NodeExecuting" and first_execution is not None:
+        elif name == "NodeExecuting" and first_execution is not None:
             first_execution, call = None, first_execution
             call()
 
+    started = time.perf_counter()
     try:
         result = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(full_args)
     finally:
+        built = time.perf_counter()
         release_duckdb()
+    timing = BuildTiming(nodes=len(raw_events), statements=sql["statements"],
+                         build_seconds=built - started, sql_seconds=sql["seconds"],
+                         close_seconds=time.perf_counter() - built)
     return InProcessInvocation(
         success=result.success, target_path=target_path, manifest=params.manifest,
         translator=params.dagster_dbt_translator, project=params.dbt_project,
-        raw_events=raw_events, exception=result.exception)
+        raw_events=raw_events, exception=result.exception, timing=timing)

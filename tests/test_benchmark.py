@@ -141,6 +141,25 @@ def test_table_prints_every_stage_and_the_overhead():
     assert r.as_json()["dbt_overhead"] == 0.25
 
 
+def test_in_run_overhead_is_over_the_builds_own_statements_and_close():
+    """A dbt step logs its build's summary; read back, it sets dbt's own work apart from the
+    statements it ran, measured in the same run."""
+    from orchestration.dbt_in_process import BuildTiming, parse_build_summary
+
+    timing = BuildTiming(nodes=153, statements=1_234, build_seconds=48.02, sql_seconds=42.77,
+                         close_seconds=2.33)
+    assert parse_build_summary("step says: " + timing.summary()) == timing
+    assert parse_build_summary("dbt build as of 2026-03-01") is None
+    r = BenchmarkResult("medium", 10, 30, 1000, 1.0, 1000.0, 60.0, 50.0, 1.0, 2_000_000_000,
+                        True, dbt_step_seconds={"ulm_dbt_staging": 10.0, "ulm_dbt_models": 30.0},
+                        dbt_sql_seconds={"ulm_dbt_staging": 7.0, "ulm_dbt_models": 22.0},
+                        dbt_close_seconds={"ulm_dbt_staging": 1.0, "ulm_dbt_models": 2.0})
+    assert r.dbt_overhead_in_run == 40.0 / 32.0 - 1  # +25%
+    text = format_table(r)
+    assert "+25%" in text and "statements s" in text
+    assert r.as_json()["dbt_overhead_in_run"] == 0.25
+
+
 def test_a_floor_without_room_is_reported_not_raised(tmp_path, monkeypatch):
     """Too little disk for the floor's copy (a large benchmark filled the disk once, and the
     benchmark stopped with a traceback, its pipeline figures lost): the floor is skipped

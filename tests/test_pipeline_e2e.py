@@ -584,3 +584,24 @@ def test_winback_targets_are_reachable_ranked_and_within_budget(small_world):
                              "from marts.winback_targets group by reason"))
     if "price" in offers:
         assert offers["price"] == cfg.winback.offers["price"].offer
+
+
+def test_each_dbt_stage_logs_where_its_time_went(small_world):
+    """Each dbt step logs its build's time, the DuckDB statements' share of it as dbt timed
+    them, and the close; the benchmark reads it back to set dbt's own work apart from the
+    same statements' time within the run."""
+    from orchestration.benchmark import DBT_STAGE_OPS, _build_timings
+    from orchestration.cli import _dagster_home
+
+    instance = dg.DagsterInstance.from_config(str(_dagster_home(small_world.warehouse)))
+    first_run = min(instance.get_runs(), key=lambda run: instance.get_run_stats(
+        run.run_id).start_time)
+    timings = _build_timings(instance, first_run.run_id)
+    assert set(timings) == set(DBT_STAGE_OPS)
+    threads = load_config(None).engine.dbt_threads
+    for stage, timing in timings.items():
+        assert timing.nodes > 0 and timing.statements > 2 * timing.nodes, stage  # BEGIN, COMMIT
+        # statements of dbt's threads may overlap in time, never more than the threads allow
+        assert 0 < timing.sql_seconds < threads * timing.build_seconds, stage
+        assert timing.close_seconds >= 0, stage
+    assert timings["ulm_dbt_models"].nodes > timings["ulm_dbt_after_ml"].nodes

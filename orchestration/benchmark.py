@@ -639,6 +639,8 @@ def floor_result(result: BenchmarkResult, warehouse: Path, floor_dir: Path, cfg,
         result.floor_seconds = floor_times.seconds
         result.floor_checkpoint_seconds = floor_times.checkpoint_seconds
         result.floor_peak_bytes = floor_sampler.peak()
+    except FloorError:
+        raise
     except (duckdb.Error, OSError, RuntimeError) as error:  # RuntimeError: dbt compile
         raise FloorError(f"{type(error).__name__}: {str(error).splitlines()[0]}") from error
     finally:

@@ -161,9 +161,9 @@ class BuildTiming:
     """Where a build's time went, from dbt's own events: the whole build (dbt's command:
     its start, every node, its end), the DuckDB statements it ran (each statement's time as
     dbt's adapter measured it, hooks and transactions included) and closing the database
-    afterwards (which checkpoints the build's write-ahead log into the file). What is left,
-    `build_seconds - sql_seconds`, is dbt's own work: compiling and rendering each node,
-    its events and logs."""
+    afterwards (which checkpoints the build's write-ahead log into the file). With one dbt
+    thread, what is left, `build_seconds - sql_seconds`, is dbt's own work: compiling and
+    rendering each node, its events and logs (with more, statements overlap in time)."""
 
     nodes: int
     statements: int
@@ -207,7 +207,6 @@ class InProcessInvocation:
     raw_events: list[dict[str, Any]] = field(default_factory=list)
     exception: BaseException | None = None
     timing: BuildTiming | None = None
-
 
     def is_successful(self) -> bool:
         return self.success

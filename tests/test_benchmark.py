@@ -176,7 +176,7 @@ def test_a_floor_without_room_is_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.setattr(benchmark.shutil, "disk_usage",
                         lambda path: usage._replace(free=1_000))
     r = BenchmarkResult("demo", 10, 30, 1000, 1.0, 1000.0, 60.0, 50.0, 1.0, 2_000_000_000, True)
-    with pytest.raises(benchmark.FloorError, match="--no-floor"):
+    with pytest.raises(benchmark.FloorError, match="^0.00 GB free in .*--no-floor"):
         benchmark.floor_result(r, warehouse, tmp_path / "floor", UlmConfig(), "2026-03-01")
     assert not (tmp_path / "floor").exists() and not r.floor_seconds
     r.floor_error = "0.00 GB free"

@@ -600,7 +600,8 @@ def test_each_dbt_stage_logs_where_its_time_went(small_world):
     assert set(timings) == set(DBT_STAGE_OPS)
     threads = load_config(None).engine.dbt_threads
     for stage, timing in timings.items():
-        assert timing.nodes > 0 and timing.statements > 2 * timing.nodes, stage  # BEGIN, COMMIT
+        # a node runs several statements (its own, BEGIN and COMMIT around a model's)
+        assert timing.nodes > 0 and timing.statements > 2 * timing.nodes, stage
         # statements of dbt's threads may overlap in time, never more than the threads allow
         assert 0 < timing.sql_seconds < threads * timing.build_seconds, stage
         assert timing.close_seconds >= 0, stage

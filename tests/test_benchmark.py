@@ -146,8 +146,8 @@ def test_in_run_overhead_is_over_the_builds_own_statements_and_close():
     statements it ran, measured in the same run."""
     from orchestration.dbt_in_process import BuildTiming, parse_build_summary
 
-    timing = BuildTiming(nodes=153, statements=1_234, build_seconds=48.02, sql_seconds=42.77,
-                         close_seconds=2.33)
+    timing = BuildTiming(nodes=153, statements=641, build_seconds=41.32, sql_seconds=37.05,
+                         close_seconds=2.59)
     assert parse_build_summary("step says: " + timing.summary()) == timing
     assert parse_build_summary("dbt build as of 2026-03-01") is None
     r = BenchmarkResult("medium", 10, 30, 1000, 1.0, 1000.0, 60.0, 50.0, 1.0, 2_000_000_000,

@@ -64,7 +64,7 @@ def raw_landing(context: dg.AssetExecutionContext, ulm: UlmSettings):
     # read (a first run, a backfill), GX's import (~2 s of interpreter work) runs beside those
     # reads rather than inside the dbt build, where it counted as dbt's overhead over the SQL
     # floor; on a daily run the landing is too short to hold it, and it would run during
-    # dbt's parse, which holds the interpreter as the import does (1-4 s slower a medium day)
+    # dbt's parse, which holds the interpreter as the import does (0.7-4.2 s slower a medium day)
     docs_dir = ulm.data_docs_dir(ulm.load_config())
     summary = land(ulm.work_db, ulm.raw_dir, ulm.pii_key,
                    before_long_read=lambda: runner.prepare_in_background(docs_dir))

@@ -21,11 +21,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from orchestration.config import EngineConfig
 from orchestration.dbt_args import DBT_STAGE_OPS
+
+if TYPE_CHECKING:
+    from orchestration.dbt_in_process import BuildTiming
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -179,9 +183,9 @@ def _run_steps(instance, run_id: str) -> list[StepTiming]:
             if s.start_time is not None and s.end_time is not None]
 
 
-def _build_timings(instance, run_id: str) -> dict:
+def _build_timings(instance, run_id: str) -> dict[str, BuildTiming]:
     """Each dbt stage's BuildTiming, from the summary its step logs after the build."""
-    from orchestration.dbt_in_process import parse_build_summary
+    from orchestration.dbt_in_process import parse_build_summary  # imports dagster-dbt
 
     timings = {}
     for entry in instance.all_logs(run_id):

@@ -8,8 +8,8 @@ with activity as (
     select * from {{ ref('int_person_day_activity') }}
 ),
 
-stages as (
-    select * from {{ ref('int_person_day_stage') }}
+anchors as (
+    select * from {{ ref('int_person_stage_anchors') }}
 ),
 
 daily_stages as (
@@ -24,16 +24,80 @@ calendar as (
     select distinct date as day from daily_stages
 ),
 
-usage as (
-    {#- active today, in the last 7 and in the last 30 days, from each person's running
-        days-since-activity clock (no range join over activity) -#}
+-- active today, in the last 7 and in the last 30 days (days_since_activity 0, under 7,
+-- under 30 in int_person_day_stage), from the stage anchors: the days of an anchor
+-- (day to last_day) share one last activity day, so a person counts from the anchor's
+-- first day until 0, 6 or 29 days after that activity, whichever comes first. A
+-- difference array over the anchors (15M rows at 1M users) instead of a group-by over
+-- every person-day (237M rows: 2.2 -> 0.6 s measured alone)
+usage_spans as (
+    select
+        day as first_day,
+        least(last_day, last_activity_date) as dau_last,
+        least(last_day, last_activity_date + 6) as wau_last,
+        least(last_day, last_activity_date + 29) as mau_last
+    from anchors
+    where last_activity_date is not null and last_activity_date + 29 >= day
+),
+
+usage_deltas as (
     select
         day,
-        count(*) filter (where days_since_activity = 0) as dau,
-        count(*) filter (where days_since_activity < 7) as wau,
-        count(*) filter (where days_since_activity < 30) as mau
-    from stages
+        sum(dau) as dau,
+        sum(wau) as wau,
+        sum(mau) as mau
+    from (
+        select
+            first_day as day,
+            case when dau_last >= first_day then 1 else 0 end as dau,
+            case when wau_last >= first_day then 1 else 0 end as wau,
+            1 as mau
+        from usage_spans
+        union all
+        select
+            dau_last + 1 as day,
+            -1 as dau,
+            0 as wau,
+            0 as mau
+        from usage_spans
+        where dau_last >= first_day
+        union all
+        select
+            wau_last + 1 as day,
+            0 as dau,
+            -1 as wau,
+            0 as mau
+        from usage_spans
+        where wau_last >= first_day
+        union all
+        select
+            mau_last + 1 as day,
+            0 as dau,
+            0 as wau,
+            -1 as mau
+        from usage_spans
+    ) as deltas
     group by day
+),
+
+-- summed over the calendar: a day without a delta keeps the day before's counts
+usage as (
+    select
+        coalesce(calendar.day, usage_deltas.day) as day,
+        cast(sum(coalesce(usage_deltas.dau, 0)) over (
+            order by coalesce(calendar.day, usage_deltas.day)
+            rows between unbounded preceding and current row
+        ) as bigint) as dau,
+        cast(sum(coalesce(usage_deltas.wau, 0)) over (
+            order by coalesce(calendar.day, usage_deltas.day)
+            rows between unbounded preceding and current row
+        ) as bigint) as wau,
+        cast(sum(coalesce(usage_deltas.mau, 0)) over (
+            order by coalesce(calendar.day, usage_deltas.day)
+            rows between unbounded preceding and current row
+        ) as bigint) as mau
+    from calendar
+    full outer join usage_deltas on calendar.day = usage_deltas.day
 ),
 
 money as (

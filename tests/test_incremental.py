@@ -371,21 +371,42 @@ def test_a_new_pii_key_restages_every_file(tmp_path):
     sql = "select count(*), list(distinct email_hash) from staging.stg_events__all"
     build(raw, warehouse, settings.end_date, select="path:models/staging")
     rows_before, hashes_before = query(warehouse / "work.duckdb", sql)
+    # the events' log as an older version wrote it (no fingerprint): the stored rows' own
+    # fingerprints decide there; the orders' log decides for the orders
+    with duckdb.connect(str(warehouse / "work.duckdb")) as con:
+        con.execute("alter table staging.stg_events__all__builds drop column fingerprint")
     build(raw, warehouse, settings.end_date, pii_key="another-key",
           select="path:models/staging")
     rows_after, hashes_after = query(warehouse / "work.duckdb", sql)
     assert rows_after == rows_before
     assert len(hashes_after) == len(hashes_before) > 1
     assert not (set(hashes_before) & set(hashes_after)) - {None}
+    orders_sql = "select count(*), list(distinct email_hash) from staging.stg_orders__all"
+    orders_after = query(warehouse / "work.duckdb", orders_sql)
+    assert orders_after[0] > 0 and not set(orders_after[1]) & set(hashes_before) - {None}
     # the build log says which builds may have removed staged rows (the lifecycle chain
     # looks for built rows whose staged row is gone only after those): the first build and
     # the one that staged everything again did, a build with nothing new did not
     build(raw, warehouse, settings.end_date, pii_key="another-key",
           select="path:models/staging")
+    log = "select rows_left, fingerprint from staging.stg_{}__all__builds order by built_at"
     with duckdb.connect(str(warehouse / "work.duckdb"), read_only=True) as con:
-        assert [left for (left,) in con.execute(
-            "select rows_left from staging.stg_events__all__builds order by built_at"
-        ).fetchall()] == [True, True, False]
+        events_log = con.execute(log.format("events")).fetchall()
+        orders_log = con.execute(log.format("orders")).fetchall()
+    assert [left for left, _ in events_log] == [True, True, False]
+    assert [left for left, _ in orders_log] == [True, True, False]
+    assert events_log[0][1] is None and events_log[1][1] == events_log[2][1] == orders_log[2][1]
+    assert orders_log[0][1] != orders_log[1][1] == orders_log[2][1]
+    # the log, not the stored rows, says whose fingerprint the rows carry: a last build
+    # logged with another one stages every file again
+    with duckdb.connect(str(warehouse / "work.duckdb")) as con:
+        con.execute("update staging.stg_orders__all__builds set fingerprint = 'stale' "
+                    "where built_at = (select max(built_at) from staging.stg_orders__all__builds)")
+    build(raw, warehouse, settings.end_date, pii_key="another-key",
+          select="path:models/staging")
+    with duckdb.connect(str(warehouse / "work.duckdb"), read_only=True) as con:
+        assert [left for left, _ in con.execute(log.format("orders")).fetchall()] == [
+            True, True, False, True]
 
 
 def test_a_withdrawn_file_alone_rebuilds_its_people(tmp_path):

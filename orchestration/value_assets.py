@@ -126,9 +126,8 @@ def user_clv(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDat
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     c = cfg.clv
     clv.use_compile_dir()
-    people = _read(ulm, "select user_key from intermediate.int_user_profile")
     summary = _purchase_summary(ulm)
-    metadata: dict = {"buyers": len(summary), "people": len(people)}
+    metadata: dict = {"buyers": len(summary)}
     try:
         fit, fitted_on = _fit(context, ulm, c, summary, pd.Timestamp(as_of).date(), metadata)
         started = time.perf_counter()
@@ -157,19 +156,41 @@ def user_clv(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDat
                                 value_tier="unknown")
         params = pd.DataFrame(columns=list(PARAMS_COLUMNS))
         metadata["not_fitted"] = str(exc)
-    out = people.merge(scored, on="user_key", how="left")
-    no_purchase = out["frequency"].isna()
-    out.loc[no_purchase, ["expected_purchases", "clv"]] = 0.0
-    out["value_tier"] = out["value_tier"].astype("object").where(~no_purchase, "no_purchase")
-    out = out.rename(columns={"recency": "recency_days", "T": "tenure_days"})
-    out["as_of_date"] = pd.Timestamp(as_of).date()
     params = params.assign(as_of_date=pd.Timestamp(as_of).date())
     with ulm.connect_work() as con:
-        replace_table(con, "marts.user_clv", out, USER_CLV_COLUMNS)
+        write_user_clv(con, scored.rename(columns={"recency": "recency_days",
+                                                   "T": "tenure_days"}),
+                       pd.Timestamp(as_of).date())
         replace_table(con, "marts.clv_model_params", params, PARAMS_COLUMNS)
-    metadata["tiers"] = dg.MetadataValue.json(
-        {str(k): int(v) for k, v in out["value_tier"].value_counts().items()})
+        tiers = con.execute("select value_tier, count(*) from marts.user_clv "
+                            "group by value_tier order by value_tier").fetchall()
+    metadata["people"] = sum(n for _, n in tiers)
+    metadata["tiers"] = dg.MetadataValue.json({str(k): int(v) for k, v in tiers})
     return dg.MaterializeResult(metadata=metadata)
+
+
+def write_user_clv(con, buyers: pd.DataFrame, as_of: dt.date) -> None:
+    """marts.user_clv: everyone in int_user_profile with the buyers' scores; someone without
+    an order expects nothing (0 purchases, CLV 0) and is `no_purchase`. Joined in DuckDB:
+    reading every person into pandas and merging them with the buyers on their string keys
+    took ~1.5 s of the step at a million people."""
+    no_order = "buyers.user_key is null"
+    values = {
+        "user_key": "people.user_key",
+        "as_of_date": "?",
+        "expected_purchases": f"case when {no_order} then 0.0 else buyers.expected_purchases end",
+        "clv": f"case when {no_order} then 0.0 else buyers.clv end",
+        "value_tier": f"case when {no_order} then 'no_purchase' else buyers.value_tier end",
+    }
+    select = ", ".join(f"cast({values.get(name, 'buyers.' + name)} as {kind}) as {name}"
+                       for name, kind in USER_CLV_COLUMNS.items())
+    con.register("_buyers", buyers)
+    try:
+        con.execute(f"create or replace table marts.user_clv as select {select} "
+                    "from intermediate.int_user_profile as people "
+                    "left join _buyers as buyers on people.user_key = buyers.user_key", [as_of])
+    finally:
+        con.unregister("_buyers")
 
 
 def holdout_check_due(last_checked: dt.date | None, as_of: dt.date, every_days: int) -> bool:

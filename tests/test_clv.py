@@ -7,6 +7,7 @@ import datetime as dt
 import importlib.util
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -245,3 +246,42 @@ def test_predictions_equal_pymc_marketings_own(cdnow, discount):
     np.testing.assert_allclose(pred["clv"], values(customer_lifetime_value(
         fit.bg_model, frame.assign(future_spend=spend), future_t=12, discount_rate=monthly,
         time_unit="W")), rtol=1e-9)
+
+
+def test_user_clv_has_everyone_with_their_scores_or_nothing_expected():
+    """marts.user_clv joins every person with the buyers' scores: a buyer keeps theirs, a
+    buyer the fit could not score keeps blanks, someone without an order expects nothing."""
+    from orchestration.value_assets import USER_CLV_COLUMNS, write_user_clv
+
+    con = duckdb.connect()
+    con.execute("create schema intermediate; create schema marts")
+    con.execute("create table intermediate.int_user_profile as "
+                "select * from (values ('ana'), ('bo'), ('cy')) as people(user_key)")
+    buyers = pd.DataFrame({
+        "user_key": ["ana", "cy"], "frequency": [2, 0], "recency_days": [30, 0],
+        "tenure_days": [90, 10], "monetary_value": [25.0, 0.0],
+        "first_purchase_date": pd.to_datetime(["2026-01-01", "2026-03-21"]).date,
+        "last_purchase_date": pd.to_datetime(["2026-01-31", "2026-03-21"]).date,
+        "p_alive": [0.8, np.nan], "expected_purchases": [1.5, np.nan],
+        "expected_avg_order_value": [26.0, np.nan], "clv": [39.0, np.nan],
+        "value_tier": ["high", "unknown"]})
+    write_user_clv(con, buyers, dt.date(2026, 3, 31))
+    rows = con.execute("select * from marts.user_clv order by user_key").fetchall()
+    columns = [c for c, *_ in con.execute("describe marts.user_clv").fetchall()]
+    assert columns == list(USER_CLV_COLUMNS)
+    assert [dict(zip(columns, r, strict=True)) for r in rows] == [
+        {"user_key": "ana", "as_of_date": dt.date(2026, 3, 31), "frequency": 2,
+         "recency_days": 30, "tenure_days": 90, "monetary_value": 25.0,
+         "first_purchase_date": dt.date(2026, 1, 1), "last_purchase_date": dt.date(2026, 1, 31),
+         "p_alive": 0.8, "expected_purchases": 1.5, "expected_avg_order_value": 26.0,
+         "clv": 39.0, "value_tier": "high"},
+        {"user_key": "bo", "as_of_date": dt.date(2026, 3, 31), "frequency": None,
+         "recency_days": None, "tenure_days": None, "monetary_value": None,
+         "first_purchase_date": None, "last_purchase_date": None, "p_alive": None,
+         "expected_purchases": 0.0, "expected_avg_order_value": None, "clv": 0.0,
+         "value_tier": "no_purchase"},
+        {"user_key": "cy", "as_of_date": dt.date(2026, 3, 31), "frequency": 0,
+         "recency_days": 0, "tenure_days": 10, "monetary_value": 0.0,
+         "first_purchase_date": dt.date(2026, 3, 21), "last_purchase_date": dt.date(2026, 3, 21),
+         "p_alive": None, "expected_purchases": None, "expected_avg_order_value": None,
+         "clv": None, "value_tier": "unknown"}]

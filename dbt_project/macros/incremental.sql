@@ -53,7 +53,8 @@
 {%- endmacro %}
 
 {#- Whether the last logged build's fingerprint is this run's; none when the log holds no
-    fingerprint of the last build (no log, or one written by an older version). -#}
+    fingerprint of the last build (no log, or a last build logged by an older version:
+    arg_max_null, as arg_max would skip it for an earlier build's). -#}
 {% macro logged_fingerprint_is_current() -%}
     {%- set found = run_query(
         "select count(*) from information_schema.columns where table_catalog = '"
@@ -63,8 +64,9 @@
         {{ return(none) }}
     {%- endif -%}
     {%- set last = run_query(
-        "select last.fingerprint = " ~ staging_fingerprint() ~ " from (select arg_max(fingerprint, "
-        ~ "built_at) as fingerprint from " ~ staging_builds() ~ ") as last").columns[0].values()[0] -%}
+        "select last.fingerprint = " ~ staging_fingerprint() ~ " from (select "
+        ~ "arg_max_null(fingerprint, built_at) as fingerprint from " ~ staging_builds()
+        ~ ") as last").columns[0].values()[0] -%}
     {{ return(last) }}
 {%- endmacro %}
 
@@ -262,9 +264,9 @@
 {%- endmacro %}
 
 {#- A source's log of staging builds (`staging.stg_<source>__all__builds`, with
-    `rows_left` and the build's `fingerprint`), or none (a warehouse staged by an older version). Asked of the database,
-    as the staging build that creates it may be this invocation's: dbt's cache of relations
-    does not know it then. -#}
+    `rows_left` and the build's `fingerprint`), or none (a warehouse staged by an older
+    version). Asked of the database, as the staging build that creates it may be this
+    invocation's: dbt's cache of relations does not know it then. -#}
 {% macro staging_build_log(source_name) -%}
     {%- if not execute -%}
         {{ return(none) }}

@@ -27,9 +27,9 @@ calendar as (
 -- active today, in the last 7 and in the last 30 days (days_since_activity 0, under 7,
 -- under 30 in int_person_day_stage), from the stage anchors: the days of an anchor
 -- (day to last_day) share one last activity day, so a person counts from the anchor's
--- first day until 0, 6 or 29 days after that activity, whichever comes first. A
--- difference array over the anchors (15M rows at 1M users) instead of a group-by over
--- every person-day (237M rows: 2.2 -> 0.6 s measured alone)
+-- first day until 0, 6 or 29 days after that activity or the anchor's last day,
+-- whichever comes first. A difference array over the anchors (15M rows at 1M users)
+-- instead of a group-by over every person-day (237M rows: 2.2 -> 0.6 s measured alone)
 usage_spans as (
     select
         day as first_day,

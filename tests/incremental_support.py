@@ -18,8 +18,6 @@ from orchestration.dbt_args import dbt_build_args
 from orchestration.landing import land
 
 SCHEMAS = ("staging", "intermediate", "marts")
-
-
 # the sources whose last month arrives with the day's deliveries
 HELD_SOURCES = ("events", "orders", "customers", "campaign_touches")
 

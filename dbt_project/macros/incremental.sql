@@ -56,16 +56,13 @@
     fingerprint of the last build (no log, or a last build logged by an older version:
     arg_max_null, as arg_max would skip it for an earlier build's). -#}
 {% macro logged_fingerprint_is_current() -%}
-    {%- set found = run_query(
-        "select count(*) from information_schema.columns where table_catalog = '"
-        ~ this.database ~ "' and table_schema = '" ~ this.schema ~ "' and table_name = '"
-        ~ this.identifier ~ "__builds' and column_name = 'fingerprint'").columns[0].values()[0] -%}
-    {%- if not found -%}
+    {%- set log = staging_log_with(this.identifier ~ '__builds', 'fingerprint') -%}
+    {%- if log is none -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set last = run_query(
         "select last.fingerprint = " ~ staging_fingerprint() ~ " from (select "
-        ~ "arg_max_null(fingerprint, built_at) as fingerprint from " ~ staging_builds()
+        ~ "arg_max_null(fingerprint, built_at) as fingerprint from " ~ log
         ~ ") as last").columns[0].values()[0] -%}
     {{ return(last) }}
 {%- endmacro %}
@@ -271,11 +268,16 @@
     {%- if not execute -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set table = 'stg_' ~ source_name ~ '__all__builds' -%}
+    {{ return(staging_log_with('stg_' ~ source_name ~ '__all__builds', 'rows_left')) }}
+{%- endmacro %}
+
+{#- The staging log `table` when it has `column` (an older version's log may lack it), or
+    none; asked of the database (see above). -#}
+{% macro staging_log_with(table, column) -%}
     {%- set found = run_query(
         "select count(*) from information_schema.columns where table_catalog = '" ~ target.database
         ~ "' and table_schema = 'staging' and table_name = '" ~ table ~ "'"
-        ~ " and column_name = 'rows_left'").columns[0].values()[0] -%}
+        ~ " and column_name = '" ~ column ~ "'").columns[0].values()[0] -%}
     {{ return(target.database ~ '.staging.' ~ table if found else none) }}
 {%- endmacro %}
 

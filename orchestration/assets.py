@@ -2,6 +2,7 @@
 
 
 import base64
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,18 @@ from expectations import results, runner
 from ml import reports
 from orchestration import dbt_in_process
 from orchestration.config import dbt_vars
-from orchestration.dbt_args import dbt_build_args, resolve_as_of, summarize_failures
+from orchestration.dbt_args import (
+    build_threads,
+    dbt_build_args,
+    incremental_relations,
+    resolve_as_of,
+    summarize_failures,
+)
 from orchestration.landing import SOURCES, land
 from orchestration.project import ulm_dbt_project
 from orchestration.publish import publish_serving
 from orchestration.resources import UlmSettings
-from orchestration.tables import checkpoint_work
+from orchestration.tables import checkpoint_work, missing_tables
 
 LANDING_TABLES = ["file_inventory", "pii_key"]
 
@@ -85,9 +92,19 @@ def raw_landing(context: dg.AssetExecutionContext, ulm: UlmSettings):
 def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "RunDate"):
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
-    context.log.info(f"dbt build as of {as_of}" + (" (full refresh)" if config.full_refresh
-                                                    else ""))
-    args = dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse), full_refresh=config.full_refresh)
+    missing = missing_tables(ulm.work_db, incremental_relations(
+        json.loads(Path(ulm_dbt_project.manifest_path).read_text())))
+    threads = build_threads(cfg.engine.dbt_threads, cfg.engine.daily_dbt_threads,
+                            config.full_refresh, missing)
+    if config.full_refresh:
+        kind = "a full refresh"
+    elif missing:
+        kind = f"{len(missing)} incremental models not built yet"
+    else:
+        kind = "on top of the last build"
+    context.log.info(f"dbt build as of {as_of} ({kind}): {threads} models at a time")
+    args = dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse, dbt_threads=threads),
+                          full_refresh=config.full_refresh)
     try:
         invocation = dbt_in_process.build(
             args, context=context, project_dir=Path(ulm_dbt_project.project_dir),

@@ -296,8 +296,15 @@ class EngineConfig(_Section):
                     "WAREHOUSE/work.duckdb.tmp (e.g. 3GB, 12GiB).")
     dbt_threads: int = Field(
         2, ge=1, le=64,
-        description="dbt models built at the same time. They share `memory_limit` (each "
-                    "query already uses every core): use 1 for the largest data.")
+        description="dbt models built at the same time by a first build or a full refresh. "
+                    "They share `memory_limit` (each query already uses every core): use 1 "
+                    "for the largest data.")
+    daily_dbt_threads: int = Field(
+        2, ge=1, le=64,
+        description="dbt models built at the same time by a build on top of an earlier "
+                    "one (every incremental model already in work.duckdb, no full refresh): "
+                    "its models read and write a day's changes, and two at once keep both "
+                    "cores busy through dbt's own work and DuckDB's single-threaded steps.")
     checkpoint_threshold: str = Field(
         "1GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="During a dbt build DuckDB folds its write-ahead log into work.duckdb "
@@ -410,8 +417,10 @@ def load_config(path: str | Path | None) -> UlmConfig:
     return parse_config(data, path)
 
 
-def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path) -> dict[str, Any]:
-    """The dbt --vars for one run (names as in dbt_project.yml)."""
+def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path,
+             dbt_threads: int | None = None) -> dict[str, Any]:
+    """The dbt --vars for one run (names as in dbt_project.yml); `dbt_threads` is the
+    build's (default `engine.dbt_threads`)."""
     return {
         "as_of_date": as_of_date,
         "warehouse_dir": str(Path(warehouse_dir).resolve()),
@@ -430,7 +439,7 @@ def dbt_vars(config: UlmConfig, as_of_date: str, warehouse_dir: Path) -> dict[st
         "campaign_return_window_days": config.campaigns.return_window_days,
         "quality_future_tolerance_hours": config.quality.future_tolerance_hours,
         "engine_memory_limit": config.engine.memory_limit,
-        "engine_dbt_threads": config.engine.dbt_threads,
+        "engine_dbt_threads": dbt_threads or config.engine.dbt_threads,
         "engine_checkpoint_threshold": config.engine.checkpoint_threshold,
     }
 

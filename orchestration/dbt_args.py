@@ -31,6 +31,26 @@ def dbt_build_args(dbt_vars: dict[str, Any], full_refresh: bool = False) -> list
             "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
 
 
+def incremental_relations(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """(schema, table) of every incremental model in a parsed manifest: a build finds them
+    all in work.duckdb when it runs on top of an earlier complete one."""
+    return sorted(
+        (node["schema"], node.get("alias") or node["name"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
+    )
+
+
+def build_threads(dbt_threads: int, daily_dbt_threads: int, full_refresh: bool,
+                  missing_incremental: list[tuple[str, str]]) -> int:
+    """dbt's threads for a build: `daily_dbt_threads` when it builds on an earlier one (no
+    full refresh, no incremental model missing), else `dbt_threads`. A model built from
+    every raw file can need the whole memory limit; a day's changes need a fraction."""
+    if full_refresh or missing_incremental:
+        return dbt_threads
+    return daily_dbt_threads
+
+
 def dbt_unit_test_args(dbt_vars: dict[str, Any]) -> list[str]:
     return ["test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars, sort_keys=True)]
 

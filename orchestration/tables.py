@@ -27,6 +27,17 @@ def checkpoint_work(work_db: Path) -> None:
         con.execute("CHECKPOINT")
 
 
+def missing_tables(work_db: Path, tables: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Those of the (schema, table) pairs that work.duckdb does not hold (all of them when
+    the file does not exist yet)."""
+    if not Path(work_db).exists():
+        return list(tables)
+    with connect_work(work_db, read_only=True) as con:
+        present = set(con.execute("select schema_name, table_name from duckdb_tables() "
+                                  "where database_name = current_database()").fetchall())
+    return [t for t in tables if t not in present]
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
                   columns: dict[str, str]) -> None:
     """Create `table` with exactly these typed columns from `frame` (empty frames too)."""

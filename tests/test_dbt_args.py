@@ -1,9 +1,17 @@
 import json
 from datetime import UTC, datetime
 
+import duckdb
 import pytest
 
-from orchestration.dbt_args import dbt_build_args, resolve_as_of, summarize_failures
+from orchestration.dbt_args import (
+    build_threads,
+    dbt_build_args,
+    incremental_relations,
+    resolve_as_of,
+    summarize_failures,
+)
+from orchestration.tables import missing_tables
 
 
 def test_as_of_given_is_normalised():
@@ -44,3 +52,34 @@ def test_summarize_failures_names_models_and_tests():
     assert "accepted_values_source_reconciliation_is_reconciled" in text
     assert "2 failing rows" in text
     assert "stg_events" not in text
+
+
+def test_every_incremental_model_of_the_project_is_listed():
+    from orchestration.project import prepare_manifest
+
+    relations = incremental_relations(json.loads(prepare_manifest().read_text()))
+    # a few the daily chain cannot do without, with the schema dbt writes them to
+    assert {("staging", "stg_events__all"), ("intermediate", "int_events"),
+            ("intermediate", "int_person_day_stage"),
+            ("marts", "user_lifecycle_history")} <= set(relations)
+    # tables rebuilt every run are not among them
+    assert ("marts", "dim_users") not in relations
+    assert ("intermediate", "int_changed_people") not in relations
+
+
+def test_a_build_on_an_earlier_one_takes_the_daily_threads(tmp_path):
+    relations = [("staging", "stg_events__all"), ("intermediate", "int_events")]
+    work = tmp_path / "work.duckdb"
+    # a new warehouse: every model is built from every raw file
+    assert missing_tables(work, relations) == relations
+    assert build_threads(1, 2, full_refresh=False,
+                         missing_incremental=missing_tables(work, relations)) == 1
+    with duckdb.connect(str(work)) as con:
+        con.execute("create schema staging; create table staging.stg_events__all (x int)")
+    # an earlier build stopped before int_events: that one is built whole
+    assert missing_tables(work, relations) == [("intermediate", "int_events")]
+    with duckdb.connect(str(work)) as con:
+        con.execute("create schema intermediate; create table intermediate.int_events (x int)")
+    assert missing_tables(work, relations) == []
+    assert build_threads(1, 2, full_refresh=False, missing_incremental=[]) == 2
+    assert build_threads(1, 2, full_refresh=True, missing_incremental=[]) == 1

@@ -101,7 +101,7 @@ def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "Run
     elif missing:
         kind = f"{len(missing)} incremental models not built yet"
     else:
-        kind = "on top of the last build"
+        kind = "its incremental models built before"
     context.log.info(f"dbt build as of {as_of} ({kind}): {threads} models at a time")
     args = dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse, dbt_threads=threads),
                           full_refresh=config.full_refresh)

@@ -257,7 +257,7 @@ def test_backfill_rerun_is_idempotent_and_a_corrupt_file_blocks_without_touching
     assert main(args) == 0
     # every dbt build of the run finds the earlier build's incremental models
     log = capsys.readouterr().err
-    assert log.count(f"dbt build as of {small_world.as_of} (on top of the last build): "
+    assert log.count(f"dbt build as of {small_world.as_of} (its incremental models built before): "
                      f"{load_config(None).engine.daily_dbt_threads} models at a time") == 3, log
     assert table_digest(serving, "dim_users", "user_key") == after_backfill
 

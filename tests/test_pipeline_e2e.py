@@ -610,3 +610,13 @@ def test_each_dbt_stage_logs_where_its_time_went(small_world):
         assert 0 < timing.sql_seconds < threads * timing.build_seconds, stage
         assert timing.close_seconds >= 0, stage
     assert timings["ulm_dbt_models"].nodes > timings["ulm_dbt_after_ml"].nodes
+    # a new warehouse: staging and the model build build their incremental models from
+    # every file, at engine.dbt_threads; by the last stage every one of them exists
+    said = {entry.step_key: entry.user_message for entry in instance.all_logs(first_run.run_id)
+            if entry.user_message.startswith("dbt build as of ")}
+    cfg = load_config(None)
+    assert said["ulm_dbt_staging"].endswith(
+        f"incremental models not built yet): {cfg.engine.dbt_threads} models at a time")
+    assert "incremental models not built yet" in said["ulm_dbt_models"]
+    assert said["ulm_dbt_after_ml"].endswith(
+        f"(its incremental models built before): {cfg.engine.daily_dbt_threads} models at a time")

@@ -94,15 +94,9 @@ def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "Run
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     missing = missing_tables(ulm.work_db, incremental_relations(
         json.loads(Path(ulm_dbt_project.manifest_path).read_text())))
-    threads = build_threads(cfg.engine.dbt_threads, cfg.engine.daily_dbt_threads,
-                            config.full_refresh, missing)
-    if config.full_refresh:
-        kind = "a full refresh"
-    elif missing:
-        kind = f"{len(missing)} incremental models not built yet"
-    else:
-        kind = "its incremental models built before"
-    context.log.info(f"dbt build as of {as_of} ({kind}): {threads} models at a time")
+    threads, why = build_threads(cfg.engine.dbt_threads, cfg.engine.daily_dbt_threads,
+                                 config.full_refresh, missing)
+    context.log.info(f"dbt build as of {as_of} ({why}): {threads} models at a time")
     args = dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse, dbt_threads=threads),
                           full_refresh=config.full_refresh)
     try:

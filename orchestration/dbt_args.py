@@ -42,13 +42,16 @@ def incremental_relations(manifest: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def build_threads(dbt_threads: int, daily_dbt_threads: int, full_refresh: bool,
-                  missing_incremental: list[tuple[str, str]]) -> int:
-    """dbt's threads for a build: `daily_dbt_threads` when it builds on an earlier one (no
-    full refresh, no incremental model missing), else `dbt_threads`. A model built from
-    every raw file can need the whole memory limit; a day's changes need a fraction."""
-    if full_refresh or missing_incremental:
-        return dbt_threads
-    return daily_dbt_threads
+                  missing_incremental: list[tuple[str, str]]) -> tuple[int, str]:
+    """dbt's threads for a build, and why (for the run's log): `daily_dbt_threads` when it
+    builds on an earlier one (no full refresh, no incremental model missing), else
+    `dbt_threads`. A model built from every raw file can need the whole memory limit; a
+    day's changes need a fraction."""
+    if full_refresh:
+        return dbt_threads, "a full refresh"
+    if missing_incremental:
+        return dbt_threads, f"{len(missing_incremental)} incremental models not built yet"
+    return daily_dbt_threads, "its incremental models built before"
 
 
 def dbt_unit_test_args(dbt_vars: dict[str, Any]) -> list[str]:

@@ -73,7 +73,8 @@ def test_a_build_on_an_earlier_one_takes_the_daily_threads(tmp_path):
     # a new warehouse: every model is built from every raw file
     assert missing_tables(work, relations) == relations
     assert build_threads(1, 2, full_refresh=False,
-                         missing_incremental=missing_tables(work, relations)) == 1
+                         missing_incremental=missing_tables(work, relations)) == (
+        1, "2 incremental models not built yet")
     with duckdb.connect(str(work)) as con:
         con.execute("create schema staging; create table staging.stg_events__all (x int)")
     # an earlier build stopped before int_events: that one is built whole
@@ -81,5 +82,7 @@ def test_a_build_on_an_earlier_one_takes_the_daily_threads(tmp_path):
     with duckdb.connect(str(work)) as con:
         con.execute("create schema intermediate; create table intermediate.int_events (x int)")
     assert missing_tables(work, relations) == []
-    assert build_threads(1, 2, full_refresh=False, missing_incremental=[]) == 2
-    assert build_threads(1, 2, full_refresh=True, missing_incremental=[]) == 1
+    assert build_threads(1, 2, full_refresh=False, missing_incremental=[]) == (
+        2, "its incremental models built before")
+    assert build_threads(1, 2, full_refresh=True, missing_incremental=[]) == (
+        1, "a full refresh")

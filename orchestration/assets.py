@@ -26,7 +26,7 @@ from orchestration.landing import SOURCES, land
 from orchestration.project import ulm_dbt_project
 from orchestration.publish import publish_serving
 from orchestration.resources import UlmSettings
-from orchestration.tables import checkpoint_work, missing_tables
+from orchestration.tables import checkpoint_work, missing_tables, staged_again
 
 LANDING_TABLES = ["file_inventory", "pii_key"]
 
@@ -89,13 +89,17 @@ def raw_landing(context: dg.AssetExecutionContext, ulm: UlmSettings):
     yield dg.MaterializeResult(asset_key=["landing", "pii_key"])
 
 
-def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "RunDate"):
+def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "RunDate",
+               after_staging: bool):
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
     missing = missing_tables(ulm.work_db, incremental_relations(
         json.loads(Path(ulm_dbt_project.manifest_path).read_text())))
+    # the staging build's log names the sources it wrote whole again; the staging stage
+    # itself would read the log of an earlier run's
+    again = staged_again(ulm.work_db, SOURCES) if after_staging else []
     threads, why = build_threads(cfg.engine.dbt_threads, cfg.engine.daily_dbt_threads,
-                                 config.full_refresh, missing)
+                                 config.full_refresh, missing, again)
     context.log.info(f"dbt build as of {as_of} ({why}): {threads} models at a time")
     args = dbt_build_args(dbt_vars(cfg, as_of, ulm.warehouse, dbt_threads=threads),
                           full_refresh=config.full_refresh)
@@ -140,14 +144,15 @@ def _record_dbt_tests(context, ulm: UlmSettings, as_of: str, invocation) -> None
 AFTER_ML = "tag:after_ml"
 
 
-def _dbt_stage(name: str, select: str, exclude: str | None, doc: str):
+def _dbt_stage(name: str, select: str, exclude: str | None, doc: str,
+               after_staging: bool = True):
     """One dbt build per stage, so the checks between stages can stop the next one."""
 
     @dbt_assets(manifest=ulm_dbt_project.manifest_path, project=ulm_dbt_project,
                 dagster_dbt_translator=UlmTranslator(), select=select, exclude=exclude,
                 name=name)
     def _stage(context: dg.AssetExecutionContext, ulm: UlmSettings, config: RunDate):
-        yield from _dbt_build(context, ulm, config)
+        yield from _dbt_build(context, ulm, config, after_staging)
 
     _stage.__doc__ = doc
     return _stage
@@ -155,7 +160,8 @@ def _dbt_stage(name: str, select: str, exclude: str | None, doc: str):
 
 ulm_dbt_staging = _dbt_stage(
     "ulm_dbt_staging", "path:models/staging", None,
-    "Staging: type, normalise, deduplicate and quarantine every raw source (and test it).")
+    "Staging: type, normalise, deduplicate and quarantine every raw source (and test it).",
+    after_staging=False)
 # identity, intermediate and marts are one stage: one dbt build (each build costs seconds of
 # dbt start-up), checked as a whole before anything is trained or published; intermediate
 # and mart models also refer to each other (lifecycle marts feed churn features)

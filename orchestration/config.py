@@ -304,7 +304,9 @@ class EngineConfig(_Section):
         description="dbt models built at the same time by a build on top of an earlier "
                     "one (every incremental model already in work.duckdb, no full refresh): "
                     "its models read and write a day's changes, and two at once keep both "
-                    "cores busy through dbt's own work and DuckDB's single-threaded steps.")
+                    "cores busy through dbt's own work and DuckDB's single-threaded steps. "
+                    "The model builds after a staging build that wrote a source's every row "
+                    "again (a new PII key: every person is rebuilt) take dbt_threads.")
     checkpoint_threshold: str = Field(
         "1GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="During a dbt build DuckDB folds its write-ahead log into work.duckdb "

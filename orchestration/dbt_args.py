@@ -42,15 +42,20 @@ def incremental_relations(manifest: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def build_threads(dbt_threads: int, daily_dbt_threads: int, full_refresh: bool,
-                  missing_incremental: list[tuple[str, str]]) -> tuple[int, str]:
+                  missing_incremental: list[tuple[str, str]],
+                  staged_again: list[str] | None = None) -> tuple[int, str]:
     """dbt's threads for a build, and why (for the run's log): `daily_dbt_threads` when it
-    builds on an earlier one (no full refresh, no incremental model missing), else
-    `dbt_threads`. A model built from every raw file can need the whole memory limit; a
-    day's changes need a fraction."""
+    builds on an earlier one (no full refresh, no incremental model missing, no source whose
+    every row the run's staging build wrote again), else `dbt_threads`. A model built from
+    every raw file can need the whole memory limit; a day's changes need a fraction. A
+    source staged again whole (a new PII key, another source time zone: its rows' staging
+    fingerprint changed) makes the models after it rebuild every person, like a first build."""
     if full_refresh:
         return dbt_threads, "a full refresh"
     if missing_incremental:
         return dbt_threads, f"{len(missing_incremental)} incremental models not built yet"
+    if staged_again:
+        return dbt_threads, f"every row of {', '.join(staged_again)} staged again"
     return daily_dbt_threads, "its incremental models built before"
 
 

@@ -38,6 +38,30 @@ def missing_tables(work_db: Path, tables: list[tuple[str, str]]) -> list[tuple[s
     return [t for t in tables if t not in present]
 
 
+def staged_again(work_db: Path, sources: list[str]) -> list[str]:
+    """The sources whose newest staging build wrote every row again: its logged staging
+    fingerprint (`staging.stg_<source>__all__builds`, macros/incremental.sql) differs from
+    the build's before it. A source without such a log, or whose last two builds do not both
+    name their fingerprint (a log an older version wrote), counts as not staged again."""
+    if not Path(work_db).exists():
+        return []
+    again = []
+    with connect_work(work_db, read_only=True) as con:
+        logs = {name for (name,) in con.execute(
+            "select table_name from duckdb_columns() where database_name = current_database() "
+            "and schema_name = 'staging' and column_name = 'fingerprint'").fetchall()}
+        for source in sources:
+            log = f"stg_{source}__all__builds"
+            if log not in logs:
+                continue
+            last_two = [fp for (fp,) in con.execute(
+                f"select fingerprint from staging.{log} order by built_at desc limit 2"
+            ).fetchall()]
+            if len(last_two) == 2 and None not in last_two and last_two[0] != last_two[1]:
+                again.append(source)
+    return again
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
                   columns: dict[str, str]) -> None:
     """Create `table` with exactly these typed columns from `frame` (empty frames too)."""

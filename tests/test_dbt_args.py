@@ -11,7 +11,7 @@ from orchestration.dbt_args import (
     resolve_as_of,
     summarize_failures,
 )
-from orchestration.tables import missing_tables
+from orchestration.tables import missing_tables, staged_again
 
 
 def test_as_of_given_is_normalised():
@@ -86,3 +86,45 @@ def test_a_build_on_an_earlier_one_takes_the_daily_threads(tmp_path):
         2, "its incremental models built before")
     assert build_threads(1, 2, full_refresh=True, missing_incremental=[]) == (
         1, "a full refresh")
+
+
+def test_a_source_staged_again_whole_gives_the_models_the_first_build_threads(tmp_path):
+    work = tmp_path / "work.duckdb"
+    sources = ["events", "orders", "customers"]
+    assert staged_again(work, sources) == []  # no database yet
+    log = "staging.stg_{}__all__builds"
+    with duckdb.connect(str(work)) as con:
+        con.execute("create schema staging")
+        for source in sources:
+            con.execute(f"create table {log.format(source)} (_staging_run varchar, "
+                        "built_at timestamptz, rows_left boolean, fingerprint varchar)")
+        # events: a first build, then one with another PII key (every row staged again)
+        con.execute(f"insert into {log.format('events')} values "
+                    "('r1', '2026-01-01 01:00+00', true, 'key-a'), "
+                    "('r2', '2026-01-02 01:00+00', true, 'key-b')")
+        # orders: a first build and a daily one with the same fingerprint (inserted out of
+        # order: the log is read by time)
+        con.execute(f"insert into {log.format('orders')} values "
+                    "('r2', '2026-01-02 01:00+00', false, 'key-a'), "
+                    "('r1', '2026-01-01 01:00+00', true, 'key-a')")
+        # customers: only a first build
+        con.execute(f"insert into {log.format('customers')} values "
+                    "('r1', '2026-01-01 01:00+00', true, 'key-a')")
+    assert staged_again(work, sources) == ["events"]
+    assert build_threads(1, 2, full_refresh=False, missing_incremental=[],
+                         staged_again=["events"]) == (1, "every row of events staged again")
+    # the next day's build has the new fingerprint too: a daily build again
+    with duckdb.connect(str(work)) as con:
+        con.execute(f"insert into {log.format('events')} values "
+                    "('r3', '2026-01-03 01:00+00', false, 'key-b')")
+    assert staged_again(work, sources) == []
+    # a build before it logged by an older version (no fingerprint) cannot tell
+    with duckdb.connect(str(work)) as con:
+        con.execute(f"insert into {log.format('customers')} values "
+                    "('r0', '2025-12-31 01:00+00', true, null), "
+                    "('r2', '2026-01-02 01:00+00', true, null)")
+    assert staged_again(work, sources) == []
+    # a log without the column at all (an older version's) counts as not staged again
+    with duckdb.connect(str(work)) as con:
+        con.execute(f"alter table {log.format('orders')} drop column fingerprint")
+    assert staged_again(work, sources) == []

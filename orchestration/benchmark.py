@@ -54,7 +54,7 @@ SIZES = {
     "demo": Size(users=5_000, days=365, events_per_active_day=5.0, memory_limit="1.5GB"),
     "medium": Size(users=100_000, days=365, events_per_active_day=6.6, memory_limit="2.5GB",
                    dbt_threads=1, chunk_users=10_000),
-    "large": Size(users=1_000_000, days=365, events_per_active_day=6.6, memory_limit="5.5GB",
+    "large": Size(users=1_000_000, days=365, events_per_active_day=6.6, memory_limit="5GB",
                   dbt_threads=1),
 }
 

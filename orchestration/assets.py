@@ -26,7 +26,7 @@ from orchestration.landing import SOURCES, land
 from orchestration.project import ulm_dbt_project
 from orchestration.publish import publish_serving
 from orchestration.resources import UlmSettings
-from orchestration.tables import checkpoint_work, missing_tables, staged_again
+from orchestration.tables import build_state, checkpoint_work
 
 LANDING_TABLES = ["file_inventory", "pii_key"]
 
@@ -93,11 +93,12 @@ def _dbt_build(context: dg.AssetExecutionContext, ulm: UlmSettings, config: "Run
                after_staging: bool):
     cfg = ulm.load_config()
     as_of = resolve_as_of(config.as_of, cfg.business_timezone)
-    missing = missing_tables(ulm.work_db, incremental_relations(
-        json.loads(Path(ulm_dbt_project.manifest_path).read_text())))
     # the staging build's log names the sources it wrote whole again; the staging stage
     # itself would read the log of an earlier run's
-    again = staged_again(ulm.work_db, SOURCES) if after_staging else []
+    missing, again = build_state(
+        ulm.work_db, incremental_relations(
+            json.loads(Path(ulm_dbt_project.manifest_path).read_text())),
+        SOURCES if after_staging else [])
     threads, why = build_threads(cfg.engine.dbt_threads, cfg.engine.daily_dbt_threads,
                                  config.full_refresh, missing, again)
     context.log.info(f"dbt build as of {as_of} ({why}): {threads} models at a time")

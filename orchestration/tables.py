@@ -27,38 +27,43 @@ def checkpoint_work(work_db: Path) -> None:
         con.execute("CHECKPOINT")
 
 
-def missing_tables(work_db: Path, tables: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Those of the (schema, table) pairs that work.duckdb does not hold (all of them when
-    the file does not exist yet)."""
+def build_state(work_db: Path, tables: list[tuple[str, str]], sources: list[str]
+                ) -> tuple[list[tuple[str, str]], list[str]]:
+    """What a dbt build's threads depend on, read in one connection: those of the (schema,
+    table) pairs that work.duckdb does not hold (all of them when the file does not exist
+    yet), and those of the sources whose newest staging build wrote every row again."""
     if not Path(work_db).exists():
-        return list(tables)
+        return list(tables), []
     with connect_work(work_db, read_only=True) as con:
-        present = set(con.execute("select schema_name, table_name from duckdb_tables() "
-                                  "where database_name = current_database()").fetchall())
+        return missing_tables(con, tables), staged_again(con, sources)
+
+
+def missing_tables(con: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]
+                   ) -> list[tuple[str, str]]:
+    """Those of the (schema, table) pairs that the database does not hold."""
+    present = set(con.execute("select schema_name, table_name from duckdb_tables() "
+                              "where database_name = current_database()").fetchall())
     return [t for t in tables if t not in present]
 
 
-def staged_again(work_db: Path, sources: list[str]) -> list[str]:
+def staged_again(con: duckdb.DuckDBPyConnection, sources: list[str]) -> list[str]:
     """The sources whose newest staging build wrote every row again: its logged staging
     fingerprint (`staging.stg_<source>__all__builds`, macros/incremental.sql) differs from
     the build's before it. A source without such a log, or whose last two builds do not both
     name their fingerprint (a log an older version wrote), counts as not staged again."""
-    if not Path(work_db).exists():
-        return []
+    logs = {name for (name,) in con.execute(
+        "select table_name from duckdb_columns() where database_name = current_database() "
+        "and schema_name = 'staging' and column_name = 'fingerprint'").fetchall()}
     again = []
-    with connect_work(work_db, read_only=True) as con:
-        logs = {name for (name,) in con.execute(
-            "select table_name from duckdb_columns() where database_name = current_database() "
-            "and schema_name = 'staging' and column_name = 'fingerprint'").fetchall()}
-        for source in sources:
-            log = f"stg_{source}__all__builds"
-            if log not in logs:
-                continue
-            last_two = [fp for (fp,) in con.execute(
-                f"select fingerprint from staging.{log} order by built_at desc limit 2"
-            ).fetchall()]
-            if len(last_two) == 2 and None not in last_two and last_two[0] != last_two[1]:
-                again.append(source)
+    for source in sources:
+        log = f"stg_{source}__all__builds"
+        if log not in logs:
+            continue
+        last_two = [fp for (fp,) in con.execute(
+            f"select fingerprint from staging.{log} order by built_at desc limit 2"
+        ).fetchall()]
+        if len(last_two) == 2 and None not in last_two and last_two[0] != last_two[1]:
+            again.append(source)
     return again
 
 

@@ -11,7 +11,7 @@ from orchestration.dbt_args import (
     resolve_as_of,
     summarize_failures,
 )
-from orchestration.tables import missing_tables, staged_again
+from orchestration.tables import build_state
 
 
 def test_as_of_given_is_normalised():
@@ -71,17 +71,17 @@ def test_a_build_on_an_earlier_one_takes_the_daily_threads(tmp_path):
     relations = [("staging", "stg_events__all"), ("intermediate", "int_events")]
     work = tmp_path / "work.duckdb"
     # a new warehouse: every model is built from every raw file
-    assert missing_tables(work, relations) == relations
+    assert build_state(work, relations, [])[0] == relations
     assert build_threads(1, 2, full_refresh=False,
-                         missing_incremental=missing_tables(work, relations)) == (
+                         missing_incremental=build_state(work, relations, [])[0]) == (
         1, "2 incremental models not built yet")
     with duckdb.connect(str(work)) as con:
         con.execute("create schema staging; create table staging.stg_events__all (x int)")
     # an earlier build stopped before int_events: that one is built whole
-    assert missing_tables(work, relations) == [("intermediate", "int_events")]
+    assert build_state(work, relations, [])[0] == [("intermediate", "int_events")]
     with duckdb.connect(str(work)) as con:
         con.execute("create schema intermediate; create table intermediate.int_events (x int)")
-    assert missing_tables(work, relations) == []
+    assert build_state(work, relations, [])[0] == []
     assert build_threads(1, 2, full_refresh=False, missing_incremental=[]) == (
         2, "its incremental models built before")
     assert build_threads(1, 2, full_refresh=True, missing_incremental=[]) == (
@@ -91,7 +91,7 @@ def test_a_build_on_an_earlier_one_takes_the_daily_threads(tmp_path):
 def test_a_source_staged_again_whole_gives_the_models_the_first_build_threads(tmp_path):
     work = tmp_path / "work.duckdb"
     sources = ["events", "orders", "customers"]
-    assert staged_again(work, sources) == []  # no database yet
+    assert build_state(work, [], sources)[1] == []  # no database yet
     log = "staging.stg_{}__all__builds"
     with duckdb.connect(str(work)) as con:
         con.execute("create schema staging")
@@ -110,21 +110,23 @@ def test_a_source_staged_again_whole_gives_the_models_the_first_build_threads(tm
         # customers: only a first build
         con.execute(f"insert into {log.format('customers')} values "
                     "('r1', '2026-01-01 01:00+00', true, 'key-a')")
-    assert staged_again(work, sources) == ["events"]
+    assert build_state(work, [], sources)[1] == ["events"]
+    # the staging stage asks for no source: the log it would read is an earlier run's
+    assert build_state(work, [("staging", "stg_events__all__builds")], []) == ([], [])
     assert build_threads(1, 2, full_refresh=False, missing_incremental=[],
                          staged_again=["events"]) == (1, "every row of events staged again")
     # the next day's build has the new fingerprint too: a daily build again
     with duckdb.connect(str(work)) as con:
         con.execute(f"insert into {log.format('events')} values "
                     "('r3', '2026-01-03 01:00+00', false, 'key-b')")
-    assert staged_again(work, sources) == []
+    assert build_state(work, [], sources)[1] == []
     # a build before it logged by an older version (no fingerprint) cannot tell
     with duckdb.connect(str(work)) as con:
         con.execute(f"insert into {log.format('customers')} values "
                     "('r0', '2025-12-31 01:00+00', true, null), "
                     "('r2', '2026-01-02 01:00+00', true, null)")
-    assert staged_again(work, sources) == []
+    assert build_state(work, [], sources)[1] == []
     # a log without the column at all (an older version's) counts as not staged again
     with duckdb.connect(str(work)) as con:
         con.execute(f"alter table {log.format('orders')} drop column fingerprint")
-    assert staged_again(work, sources) == []
+    assert build_state(work, [], sources)[1] == []

@@ -35,8 +35,6 @@ from dagster_dbt.asset_utils import (
 )
 from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
-from orchestration.dbt_priority import longest_chain_first
-
 # dbt's events that become Dagster events (a model, seed, snapshot or test finished)
 RESULT_EVENTS = frozenset({"LogModelResult", "LogSeedResult", "LogSnapshotResult",
                            "LogTestResult"})
@@ -278,8 +276,7 @@ def build(args: Sequence[str], *, context: dg.AssetExecutionContext, project_dir
 
     started = time.perf_counter()
     try:
-        with longest_chain_first():
-            result = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(full_args)
+        result = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(full_args)
     finally:
         built = time.perf_counter()
         release_duckdb()

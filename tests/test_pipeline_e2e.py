@@ -225,6 +225,41 @@ def test_dbt_unit_tests_pass(small_world, tmp_path):
     assert "PASS=" in out and "ERROR=0" in out
 
 
+def test_key_tests_fail_with_the_keys_a_group_by_finds_repeated(small_world, tmp_path):
+    """dbt's `unique` and the project's `unique_combination` tests (on DuckDB: grouped by
+    64-bit hashes first) fail with exactly the keys that a plain group-by finds more than
+    once: null keys count for `unique_combination`, as in a group by, and not for `unique`."""
+    warehouse = tmp_path / "warehouse"
+    warehouse.mkdir()
+    shutil.copyfile(small_world.warehouse / "work.duckdb", warehouse / "work.duckdb")
+    events, days = "intermediate.int_events", "intermediate.int_person_day_stage"
+    with duckdb.connect(str(warehouse / "work.duckdb")) as con:
+        # one event id twice, and two events without one
+        con.execute(f"insert into {events} select * from {events} limit 1")
+        con.execute(f"insert into {events} select * replace (null as event_id) from {events} "
+                    "limit 2")
+        # one person's day twice, and one day twice without a person
+        con.execute(f"insert into {days} select * from {days} limit 1")
+        con.execute(f"insert into {days} select * replace (null as user_key) from {days} "
+                    f"where day = (select min(day) from {days}) limit 2")
+        expected = {
+            "unique_int_events_event_id": con.execute(
+                f"select count(*) from (select event_id from {events} where event_id is not "
+                "null group by event_id having count(*) > 1)").fetchall()[0][0],
+            "unique_combination_int_person_day_stage_user_key__day": con.execute(
+                f"select count(*) from (select user_key, day from {days} group by user_key, "
+                "day having count(*) > 1)").fetchall()[0][0],
+            "unique_int_identity_nodes_node_id": 0,
+        }
+    assert list(expected.values()) == [1, 2, 0]
+    v = dbt_vars(load_config(None), small_world.as_of, warehouse)
+    target = tmp_path / "dbt_target"
+    run_dbt(["test", "--select", *expected, "--vars", json.dumps(v)], target, check=False)
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    failures = {r["unique_id"].split(".")[2]: r["failures"] for r in results}
+    assert failures == expected
+
+
 def test_backfill_rerun_is_idempotent_and_a_corrupt_file_blocks_without_touching_serving(
         small_world, tmp_path, capsys):
     raw, warehouse = tmp_path / "raw", tmp_path / "warehouse"

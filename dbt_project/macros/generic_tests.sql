@@ -1,11 +1,58 @@
 {#- Generic tests without a package dependency (a fresh clone must build offline-free). -#}
 
 {% test unique_combination(model, columns) %}
-    select {{ columns | join(', ') }}, count(*) as n
-    from {{ model }}
-    group by {{ columns | join(', ') }}
-    having count(*) > 1
+    {{ adapter.dispatch('key_groups_shared')(model, columns | join(', ')) }}
 {% endtest %}
+
+{#- The groups of rows that share a key (one column or several, comma separated), with
+    their count: what a key test fails with. -#}
+{% macro default__key_groups_shared(model, key) -%}
+    select
+        {{ key }},
+        count(*) as n
+    from {{ model }}
+    group by {{ key }}
+    having count(*) > 1
+{%- endmacro %}
+
+{#- DuckDB: first the 64-bit hashes that occur more than once, then only the rows with such a
+    hash grouped by the key itself, so the same groups come out. Grouping hashes costs less
+    than grouping the key's strings and dates: a full build's key test of
+    int_person_day_stage (236M rows at 1M people) 45-47 s against 17-18 s, measured alone.
+    When no hash repeats, the second read finds an empty set to join and costs nothing. -#}
+{% macro duckdb__key_groups_shared(model, key) -%}
+    select
+        {{ key }},
+        count(*) as n
+    from {{ model }}
+    where {{ duckdb_key_hash_shared(model, key) }}
+    group by {{ key }}
+    having count(*) > 1
+{%- endmacro %}
+
+{#- Whether a row's key hashes to a value that more than one row of the model (those `where`
+    keeps) has. -#}
+{% macro duckdb_key_hash_shared(model, key, where='true') -%}
+    hash({{ key }}) in (
+        select hashes.key_hash
+        from (select hash({{ key }}) as key_hash from {{ model }} where {{ where }}) as hashes
+        group by hashes.key_hash
+        having count(*) > 1
+    )
+{%- endmacro %}
+
+{#- dbt's `unique` test on DuckDB, by hashes first (see duckdb__key_groups_shared); the same
+    columns as dbt's own. -#}
+{% macro duckdb__test_unique(model, column_name) -%}
+    {%- set not_null = column_name ~ ' is not null' %}
+    select
+        {{ column_name }} as unique_field,
+        count(*) as n_records
+    from {{ model }}
+    where {{ not_null }} and {{ duckdb_key_hash_shared(model, column_name, not_null) }}
+    group by {{ column_name }}
+    having count(*) > 1
+{%- endmacro %}
 
 {% test non_negative(model, column_name) %}
     select {{ column_name }} from {{ model }} where {{ column_name }} < 0

@@ -657,24 +657,14 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
     settings changed."""
     from orchestration.cli import _dagster_home
     from orchestration.config import load_config
-    from orchestration.generator import GeneratorSettings, generate
+    from orchestration.generator import GeneratorSettings
 
     size = SIZES[size_name]
     data, warehouse = out_dir / "data", out_dir / "warehouse"
     settings = GeneratorSettings(users=size.users, days=size.days,
                                  events_per_active_day=size.events_per_active_day,
                                  chunk_users=size.chunk_users)
-    report_path = data / "truth" / "generation.json"
-    if reuse_data and report_path.exists() and json.loads(report_path.read_text()).get(
-            "settings") == asdict(settings):
-        saved = json.loads(report_path.read_text())
-        events, gen_seconds = saved["rows"]["events"], saved["seconds"]
-        say(f"reusing generated data in {data}")
-    else:
-        shutil.rmtree(data, ignore_errors=True)
-        say(f"generating {size.users:,} users over {size.days} days ...")
-        report = generate(data, settings)
-        events, gen_seconds = report.rows.get("events", 0), report.seconds
+    events, gen_seconds = benchmark_data(data, settings, reuse_data, say)
     shutil.rmtree(warehouse, ignore_errors=True)  # a full run from nothing
     if not config_path:
         config_file = out_dir / "benchmark_config.yaml"
@@ -721,10 +711,34 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
             say(f"SQL floor not measured: {error}")
     if daily and code == 0:
         next_day = (date.fromisoformat(settings.end_date) + timedelta(days=1)).isoformat()
-        result.daily_new_rows = add_next_day(data / "raw", settings.end_date, next_day)
-        say(f"running the next day ({next_day}) incrementally on top of it ...")
-        daily_code, result.daily_seconds, result.daily_peak_bytes, _ = _run_pipeline_process(
-            data / "raw", warehouse, next_day, config_path, out_dir / "pipeline_daily.log", say)
+        try:
+            result.daily_new_rows = add_next_day(data / "raw", settings.end_date, next_day)
+            say(f"running the next day ({next_day}) incrementally on top of it ...")
+            daily_code, result.daily_seconds, result.daily_peak_bytes, _ = \
+                _run_pipeline_process(data / "raw", warehouse, next_day, config_path,
+                                      out_dir / "pipeline_daily.log", say)
+        finally:
+            remove_next_day(data / "raw")
         result.daily_succeeded = daily_code == 0
-        remove_next_day(data / "raw")
     return result
+
+
+def benchmark_data(data: Path, settings, reuse_data: bool, say=print) -> tuple[int, float]:
+    """The generated data in `data` (RAW and truth): reused when asked and generated with
+    the same settings, else generated anew. Returns the events and the generator's seconds.
+    A next day that an interrupted benchmark left in the raw dir is removed first: the full
+    run would land it (a full run with two extra days of files, measured as the benchmark's
+    by mistake)."""
+    from orchestration.generator import generate
+
+    report_path = data / "truth" / "generation.json"
+    if reuse_data and report_path.exists() and json.loads(report_path.read_text()).get(
+            "settings") == asdict(settings):
+        saved = json.loads(report_path.read_text())
+        say(f"reusing generated data in {data}")
+        remove_next_day(data / "raw")
+        return saved["rows"]["events"], saved["seconds"]
+    shutil.rmtree(data, ignore_errors=True)
+    say(f"generating {settings.users:,} users over {settings.days} days ...")
+    report = generate(data, settings)
+    return report.rows.get("events", 0), report.seconds

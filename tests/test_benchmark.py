@@ -199,3 +199,21 @@ def test_next_day_is_the_last_day_moved_one_day_later_under_new_ids(tmp_path):
     assert rows >= got[0]
     remove_next_day(raw)
     assert not (raw / "events" / NEXT_DAY_DIR).exists()
+
+
+def test_reused_data_loses_the_next_day_an_interrupted_run_left(tmp_path):
+    """A benchmark stopped during its next day leaves that day's files in the raw dir; the
+    next run that reuses the data must not land them in its full run."""
+    from orchestration.benchmark import NEXT_DAY_DIR, add_next_day, benchmark_data
+    from orchestration.generator import GeneratorSettings
+
+    settings = GeneratorSettings(users=120, days=30, seed=3, chunk_users=120)
+    events, _ = benchmark_data(tmp_path, settings, reuse_data=True, say=lambda _: None)
+    raw = tmp_path / "raw"
+    add_next_day(raw, settings.end_date, "2026-11-22")
+    assert (raw / "events" / NEXT_DAY_DIR).exists()
+    said = []
+    again, _ = benchmark_data(tmp_path, settings, reuse_data=True, say=said.append)
+    assert said == [f"reusing generated data in {tmp_path}"] and again == events
+    assert not any((raw / source / NEXT_DAY_DIR).exists()
+                   for source in ("events", "orders", "customers"))

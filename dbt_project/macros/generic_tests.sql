@@ -18,7 +18,7 @@
 {#- DuckDB: first the 64-bit hashes that occur more than once, then only the rows with such a
     hash grouped by the key itself, so the same groups come out. Grouping hashes costs less
     than grouping the key's strings and dates: a full build's key test of
-    int_person_day_stage (236M rows at 1M people) 45-47 s against 17-18 s, measured alone.
+    int_person_day_stage (236M rows at 1M people) 42-47 s against 17-19 s, measured alone.
     When no hash repeats, the second read finds an empty set to join and costs nothing. -#}
 {% macro duckdb__key_groups_shared(model, key) -%}
     select

@@ -30,6 +30,7 @@ from orchestration.dbt_args import DBT_STAGE_OPS
 
 if TYPE_CHECKING:
     from orchestration.dbt_in_process import BuildTiming
+    from orchestration.generator import GeneratorSettings
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -723,7 +724,8 @@ def run_benchmark(size_name: str, out_dir: Path, config_path: str | None, floor:
     return result
 
 
-def benchmark_data(data: Path, settings, reuse_data: bool, say=print) -> tuple[int, float]:
+def benchmark_data(data: Path, settings: GeneratorSettings, reuse_data: bool,
+                   say=print) -> tuple[int, float]:
     """The generated data in `data` (RAW and truth): reused when asked and generated with
     the same settings, else generated anew. Returns the events and the generator's seconds.
     A next day that an interrupted benchmark left in the raw dir is removed first: the full
